@@ -1,0 +1,47 @@
+# scnet — developer entry points. Every target works on a fresh machine with Python 3.11.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# Offline by default: nothing in the demo or the tests talks to the network.
+export WANDB_MODE ?= offline
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: venv install demo test test-slow test-all lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch is pinned here (not in pyproject) so pip takes the local CPU wheel instead of a
+# multi-GB CUDA build; pyproject keeps an honest range.
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/scnet-run experiment=demo
+
+test: $(STAMP)
+	$(PY) -m ruff check scnet tests benchmarks
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m slow
+
+test-all: test test-slow
+
+lint: $(STAMP)
+	$(PY) -m ruff check scnet tests benchmarks
+	$(PY) -m ruff format --check scnet tests benchmarks
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) outputs/runs outputs/sweeps outputs/reports .pytest_cache
