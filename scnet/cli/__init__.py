@@ -1,0 +1,1 @@
+"""Command-line entry points: scnet-run, scnet-sweep, scnet-report."""

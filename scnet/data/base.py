@@ -1,0 +1,377 @@
+"""Whole-dataset-as-tensors data modules and device-resident batch iterators.
+
+A dataset is loaded once into tensors (uint8 where the source is uint8), copied once to the
+trainer's device, and cut into batches there. Shuffling, augmentation, the uint8 -> float
+conversion and normalization all happen per batch on the device, vectorized; there are no
+DataLoader workers and no per-sample Python on the hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from scnet.data.augment import Augment, make_augment, normalize
+from scnet.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[Tensor, Tensor]
+
+
+@dataclass
+class Split:
+    """Inputs ``x`` (N, C, H, W) and targets ``y`` (N,) or (N, D) of one split."""
+
+    x: Tensor
+    y: Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise DataError(f"split has {len(self.x)} inputs but {len(self.y)} targets")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, index: Tensor) -> Split:
+        """The samples at ``index`` (a copy)."""
+        return Split(self.x[index], self.y[index])
+
+
+@dataclass
+class ArraySplits:
+    """The raw splits a data module loads; ``val`` is ``None`` when the source has none."""
+
+    train: Split
+    test: Split
+    val: Split | None = None
+
+
+class DeviceBatches:
+    """An iterable of ``(x, y)`` batches cut from tensors that live on ``device``.
+
+    Each ``iter()`` is one epoch. With ``shuffle`` the order (and the augmentation) of epoch
+    ``e`` comes from a generator seeded with ``seed + e``, so a run is reproducible and a
+    resumed run continues the same sequence. The epoch is ``epoch_source()`` when that is
+    given and returns an int (the data modules pass the trainer's ``current_epoch``: Lightning
+    also calls ``iter()`` once just to check a loader, so counting calls would drift), else an
+    internal counter that advances on every ``iter()``. The generator is a CPU one so the
+    sequence does not depend on the device.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        *,
+        device: torch.device | str = "cpu",
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        epoch: int = 0,
+        augment: Augment | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        epoch_source: Callable[[], int | None] | None = None,
+    ) -> None:
+        _check_batch_size(batch_size, "batch_size")
+        self.device = torch.device(device)
+        # .to() is a no-op when the data is already there, so callers may pre-place it.
+        self.x = split.x.to(self.device)
+        self.y = split.y.to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.epoch = epoch
+        self.epoch_source = epoch_source
+        self.augment = augment
+        self._mean = None if mean is None else torch.tensor(mean, device=self.device)
+        self._std = None if std is None else torch.tensor(std, device=self.device)
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        if self.drop_last:
+            return n // self.batch_size
+        return -(-n // self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next ``iter()`` produce epoch ``epoch`` (e.g. after resuming)."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        # Seed and advance eagerly here, not inside the generator body, so the epoch counter
+        # moves when iteration starts even if the consumer never pulls a batch.
+        external = self.epoch_source() if self.epoch_source is not None else None
+        epoch = self.epoch if external is None else external
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        self.epoch = epoch + 1
+        return self._batches(generator)
+
+    def _batches(self, generator: torch.Generator) -> Iterator[Batch]:
+        n = len(self.x)
+        order = torch.randperm(n, generator=generator).to(self.device) if self.shuffle else None
+        for b in range(len(self)):
+            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            if order is None:
+                xb, yb = self.x[lo:hi], self.y[lo:hi]
+            else:
+                idx = order[lo:hi]
+                xb, yb = self.x[idx], self.y[idx]
+            # Augment the raw (possibly uint8) pixels: cheaper, and zero padding then means a
+            # black border, as in the standard recipe.
+            if self.augment is not None:
+                xb = self.augment(xb, generator)
+            yield self._to_float(xb), yb
+
+    def _to_float(self, x: Tensor) -> Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        elif not x.is_floating_point():
+            x = x.float()
+        if self._mean is not None and self._std is not None:
+            x = normalize(x, self._mean, self._std)
+        return x
+
+
+def _check_batch_size(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"data.{name} must be an integer >= 1, got {value!r}")
+
+
+class ArrayDataModule(L.LightningDataModule):
+    """Base for every scnet dataset: whole splits as tensors, batches cut on the device.
+
+    Subclasses implement :meth:`load` and set ``name``, ``input_shape`` (C, H, W),
+    ``num_classes`` (the model's output size), ``mean``/``std`` (per channel, or ``None`` for
+    no normalization) and ``task`` (``"classification"`` or ``"regression"``). Optional:
+    ``crop_padding``/``hflip`` (what ``augment=True`` does) and :meth:`download_data`.
+
+    Validation: with ``val_size > 0`` that many samples are held out of the training set by a
+    permutation seeded with ``split_seed`` (fixed by default, independent of the run ``seed``,
+    so every run of a sweep is scored on the same samples). With ``val_size == 0`` the source's
+    own validation split is used if it has one, otherwise **validation uses the test set**.
+    """
+
+    name: str = "array"
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    task: str = "classification"
+    crop_padding: int = 0
+    hflip: bool = False
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        val_size: int = 0,
+        augment: bool = False,
+        seed: int = 0,
+        root: str = "data",
+        download: bool = False,
+        drop_last: bool = False,
+        split_seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if kwargs:
+            # Config files may carry bookkeeping keys (e.g. a name); don't fail, but say so.
+            log.warning("%s ignores unknown options: %s", type(self).__name__, sorted(kwargs))
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.val_size = val_size
+        self.augment = augment
+        self.seed = seed
+        self.root = Path(root)
+        self.download = download
+        self.drop_last = drop_last
+        self.split_seed = split_seed
+        self._check_options()
+        self._splits: ArraySplits | None = None
+        self._on_device: dict[tuple[int, str], Split] = {}
+
+    # ----------------------------------------------------------------- subclass interface
+    def load(self) -> ArraySplits:
+        """Read the raw splits (raise :class:`DataError` if they are missing or corrupt)."""
+        raise NotImplementedError
+
+    def download_data(self) -> None:
+        """Fetch the dataset into ``root`` if it is not there yet (no-op by default)."""
+
+    # ------------------------------------------------------------------- lightning hooks
+    def prepare_data(self) -> None:
+        """Download once per node (Lightning calls this on one process only)."""
+        if self.download:
+            self.download_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the data once and carve the validation split; later calls are no-ops."""
+        self._check_options()
+        if self._splits is not None:
+            return
+        if self.download:  # also works without a Trainer; download_data is idempotent
+            self.download_data()
+        splits = self.load()
+        self._splits = self._carve_val(splits)
+        log.info("%s: %s", self.name, self.sizes)
+
+    def train_dataloader(self) -> DeviceBatches:
+        self._check_options()
+        return DeviceBatches(
+            self._placed("train"),
+            self.batch_size,
+            device=self._device(),
+            shuffle=True,
+            drop_last=self.drop_last,
+            seed=self.seed,
+            augment=self.augmentation(),
+            mean=self.mean,
+            std=self.std,
+            epoch_source=self._trainer_epoch,
+        )
+
+    def val_dataloader(self) -> DeviceBatches:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DeviceBatches:
+        return self._eval_loader("test")
+
+    # ----------------------------------------------------------------------- helpers
+    @property
+    def splits(self) -> ArraySplits:
+        """The loaded splits (after :meth:`setup`); ``val`` is always set."""
+        if self._splits is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not been called")
+        return self._splits
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Sample counts per split, for logging."""
+        s = self.splits
+        return {"train": len(s.train), "val": len(s.val or s.test), "test": len(s.test)}
+
+    def augmentation(self) -> Augment | None:
+        """The training-time augmentation, or ``None`` when ``augment`` is off."""
+        if not self.augment:
+            return None
+        return make_augment(self.crop_padding, self.hflip)
+
+    def _check_options(self) -> None:
+        _check_batch_size(self.batch_size, "batch_size")
+        if self.eval_batch_size is not None:
+            _check_batch_size(self.eval_batch_size, "eval_batch_size")
+        if isinstance(self.val_size, bool) or not isinstance(self.val_size, int):
+            raise ConfigError(f"data.val_size must be an integer >= 0, got {self.val_size!r}")
+        if self.val_size < 0:
+            raise ConfigError(f"data.val_size must be >= 0, got {self.val_size}")
+
+    def _carve_val(self, splits: ArraySplits) -> ArraySplits:
+        if self.val_size == 0:
+            return ArraySplits(splits.train, splits.test, splits.val or splits.test)
+        n = len(splits.train)
+        if self.val_size >= n:
+            raise ConfigError(
+                f"data.val_size={self.val_size} leaves no training data ({n} training samples)"
+            )
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
+        val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
+        # Sorting keeps the remaining samples in source order, which keeps memory access
+        # regular and makes the split independent of how the permutation is consumed.
+        train = splits.train.subset(train_idx.sort().values)
+        val = splits.train.subset(val_idx.sort().values)
+        return ArraySplits(train, splits.test, val)
+
+    def _trainer_epoch(self) -> int | None:
+        """The epoch being trained (restored on resume), or ``None`` without a trainer."""
+        return None if self.trainer is None else self.trainer.current_epoch
+
+    def _device(self) -> torch.device:
+        """The attached trainer's device (batches are built there), else the CPU."""
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _placed(self, which: str) -> Split:
+        """Split ``which`` on the trainer's device, copied there at most once."""
+        split = getattr(self.splits, which)
+        device = self._device()
+        key = (id(split), str(device))  # val may be the test split: then share one copy
+        if key not in self._on_device:
+            self._on_device[key] = Split(split.x.to(device), split.y.to(device))
+        return self._on_device[key]
+
+    def _eval_loader(self, which: str) -> DeviceBatches:
+        self._check_options()
+        return DeviceBatches(
+            self._placed(which),
+            self.eval_batch_size or self.batch_size,
+            device=self._device(),
+            mean=self.mean,
+            std=self.std,
+        )
+
+
+# --------------------------------------------------------------------------- downloads
+def file_md5(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex md5 of a file, read in chunks."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_md5(path: Path, md5: str) -> None:
+    """Raise :class:`DataError` unless ``path`` has checksum ``md5``."""
+    actual = file_md5(path)
+    if actual != md5:
+        raise DataError(f"checksum mismatch for {path}: md5 {actual}, expected {md5}")
+
+
+def _fetch(url: str, dest: Path, timeout: float = 60.0) -> None:
+    """Stream ``url`` to ``dest`` (the single network call; tests replace it)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as f:
+        shutil.copyfileobj(response, f)
+
+
+def download(urls: Sequence[str], dest: Path, md5: str | None, what: str) -> Path:
+    """Download ``dest`` from the first of ``urls`` that works and passes the md5 check.
+
+    An existing file with the right checksum is kept; the download goes to ``*.part`` and
+    is renamed only once verified, so an interrupted run never leaves a bad file behind.
+    """
+    dest = Path(dest)
+    if dest.exists() and (md5 is None or file_md5(dest) == md5):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    failures = []
+    for url in urls:
+        log.info("downloading %s from %s", what, url)
+        try:
+            _fetch(url, part)
+            if md5 is not None:
+                check_md5(part, md5)
+        except (urllib.error.URLError, OSError, TimeoutError, DataError) as err:
+            part.unlink(missing_ok=True)
+            reason = getattr(err, "reason", err)
+            failures.append(f"{url}: {reason}")
+            continue
+        part.replace(dest)
+        return dest
+    raise DataError(
+        f"could not download {what} to {dest} ({'; '.join(failures)}); "
+        f"check the network or place the file there by hand"
+    )

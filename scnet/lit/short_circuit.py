@@ -1,0 +1,59 @@
+"""From an ``sc`` config to an attached :class:`~scnet.sc.ShortCircuit` (shared by every task)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from scnet.errors import ConfigError
+from scnet.models import tap_shapes
+from scnet.sc import ShortCircuit, plan
+
+
+def install_short_circuit(
+    backbone: nn.Module, sc_cfg: Mapping[str, Any], example_input: Any
+) -> ShortCircuit | None:
+    """Plan (or take the explicit) connections for ``backbone`` and attach them.
+
+    Returns None when ``sc.enabled`` is false. Invalid settings raise :class:`ConfigError`
+    with one line naming the key, so the CLI can fail before any training.
+    """
+    if not sc_cfg.get("enabled", False):
+        return None
+    taps = list(backbone.sc_taps())
+    try:
+        shapes = tap_shapes(backbone, example_input)
+        explicit = sc_cfg.get("connections")
+        if explicit:
+            connections = [tuple(int(i) for i in pair) for pair in explicit]
+            _check_explicit_shapes(connections, shapes)
+        else:
+            connections = plan(
+                shapes, sc_cfg.get("k", 2), sc_cfg.get("strategy", "multi"), sc_cfg.get("rear")
+            )
+        return ShortCircuit(
+            taps, connections, sc_cfg.get("weight", 0.2), sc_cfg.get("mode", "propagate")
+        ).attach()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _check_explicit_shapes(connections: list[tuple[int, ...]], shapes: list[torch.Size]) -> None:
+    """Fail before training (not at the first forward) when an explicit pair mismatches."""
+    for pair in connections:
+        if len(pair) != 2:
+            raise ValueError(
+                f"sc.connections entry {list(pair)} is invalid: expected [rear, front]"
+            )
+        rear, front = pair
+        if not (1 <= front <= len(shapes) and 1 <= rear <= len(shapes)):
+            continue  # ShortCircuit reports the range error with the allowed values
+        if shapes[rear - 1] != shapes[front - 1]:
+            raise ValueError(
+                f"sc connection (rear={rear}, front={front}): shapes differ, tap {rear} outputs "
+                f"{tuple(shapes[rear - 1])} but tap {front} outputs {tuple(shapes[front - 1])}; "
+                "a short circuit needs equal shapes (paper, Section 3.3)"
+            )

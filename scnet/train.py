@@ -1,0 +1,132 @@
+"""One training run: config → data, backbone, SC, Lightning trainer → ``result.json``.
+
+The CLI (``scnet.cli.run``) wraps this with Hydra and error reporting; sweeps call the CLI
+in a subprocess per trial.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from scnet.errors import ConfigError
+from scnet.lit.classifier import ClassifierModule
+from scnet.lit.loggers import build_loggers
+from scnet.models import count_parameters
+from scnet.secrets import redact
+
+log = logging.getLogger("scnet")
+RESULT_FILE = "result.json"
+
+
+def to_container(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def build(cfg_section: DictConfig, what: str, **kwargs: Any) -> Any:
+    """Instantiate a config group (``_target_``), turning Hydra's errors into one line."""
+    node = to_container(cfg_section)
+    node.pop("name", None)  # a label for run names, not a constructor argument
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(f"{what}: {str(cause).splitlines()[0]}") from None
+
+
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    return build(cfg.data, "data")
+
+
+def build_backbone(cfg: DictConfig, datamodule: Any) -> Any:
+    return build(
+        cfg.backbone, "backbone",
+        input_shape=list(datamodule.input_shape), num_classes=datamodule.num_classes,
+    )  # fmt: skip
+
+
+def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
+    backbone = build_backbone(cfg, datamodule)
+    return ClassifierModule(
+        backbone, sc=to_container(cfg.sc), optim=to_container(cfg.optim),
+        input_shape=tuple(datamodule.input_shape), task=getattr(datamodule, "task", "classification"),
+    )  # fmt: skip
+
+
+def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    kwargs = {k: v for k, v in to_container(cfg.trainer).items() if v is not None}
+    return kwargs
+
+
+def prepare(cfg: DictConfig) -> tuple[Any, ClassifierModule]:
+    """Everything that can fail on bad input, done before any training starts."""
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, datamodule)  # config errors first: they are cheaper to fix
+    datamodule.setup("fit")  # a missing or corrupt dataset fails here, not mid-run
+    return datamodule, module
+
+
+def fit_and_test(
+    cfg: DictConfig, run_dir: Path, datamodule: Any, module: ClassifierModule
+) -> dict[str, Any]:
+    monitor = "val/loss" if module.task == "regression" else "val/acc"
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor=monitor,
+        mode="min" if module.task == "regression" else "max", save_last=True, save_top_k=1,
+        auto_insert_metric_name=False, enable_version_counter=False,
+    )  # fmt: skip
+    loggers = build_loggers(cfg.logger, run_dir, redact(to_container(cfg)))
+    trainer = L.Trainer(
+        **trainer_kwargs(cfg), logger=loggers, callbacks=[checkpoint], default_root_dir=str(run_dir)
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = scalar_metrics(trainer.callback_metrics)  # test() resets callback_metrics
+    test_ckpt = cfg.get("test_ckpt", "last")
+    if test_ckpt not in ("last", "best"):
+        raise ConfigError(f"test_ckpt={test_ckpt!r} is invalid: choose last or best")
+    use_best = test_ckpt == "best" and checkpoint.best_model_path
+    trainer.test(
+        module, datamodule=datamodule, ckpt_path="best" if use_best else None, verbose=False
+    )
+    metrics.update(scalar_metrics(trainer.callback_metrics))
+    metrics["epochs"] = trainer.current_epoch
+    metrics["steps"] = trainer.global_step
+    for logger in loggers:
+        logger.finalize("success")
+    return metrics
+
+
+def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+
+
+def write_result(run_dir: Path, result: dict[str, Any]) -> Path:
+    """Atomic write, so a crash never leaves a half-written result.json."""
+    path = run_dir / RESULT_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(redact(result), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def base_result(cfg: DictConfig, module: ClassifierModule | None, started: float) -> dict[str, Any]:
+    return {
+        "params": count_parameters(module.backbone) if module is not None else None,
+        "sc": module.sc_connections if module is not None else [],
+        "seed": int(cfg.seed),
+        "duration_s": round(time.time() - started, 3),
+    }
