@@ -1,0 +1,1 @@
+"""Reports: the paper's numbers, tables and figures built from sweep results."""
