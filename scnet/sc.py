@@ -105,6 +105,28 @@ def plan(
     return connections
 
 
+def validate_connections(connections: Sequence[Sequence[int]], num_taps: int) -> list[Connection]:
+    """Check ``(rear, front)`` pairs against L taps; returns them de-duplicated and sorted."""
+    checked: list[Connection] = []
+    for pair in connections:
+        if len(pair) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in pair):
+            raise ValueError(f"sc connection {pair!r} is invalid: expected [rear, front] integers")
+        rear, front = int(pair[0]), int(pair[1])
+        if not (1 <= front <= num_taps and 1 <= rear <= num_taps):
+            raise ValueError(
+                f"sc connection (rear={rear}, front={front}) is out of range: taps are numbered 1..{num_taps}"
+            )
+        if front >= rear:
+            raise ValueError(
+                f"sc connection (rear={rear}, front={front}) is invalid: front must be < rear"
+            )
+        if (rear, front) not in checked:
+            checked.append((rear, front))
+    if not checked:
+        raise ValueError("sc: no connections given")
+    return sorted(checked)
+
+
 @dataclass
 class _Mailbox:
     """Carries rear sensitivities to one front output of one forward pass.
@@ -200,7 +222,7 @@ class ShortCircuit:
         if mode not in MODES:
             raise ValueError(f"sc.mode={mode!r} is invalid: choose one of {', '.join(MODES)}")
         self.mode = mode
-        self.connections = self._check_connections(connections, len(self.taps))
+        self.connections = validate_connections(connections, len(self.taps))
         self._fronts_of: dict[int, list[int]] = defaultdict(list)
         self._last_rear_of: dict[int, int] = {}
         for rear, front in self.connections:
@@ -222,31 +244,6 @@ class ShortCircuit:
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"sc.weight={weight!r} is invalid: must be a finite number >= 0")
         return value
-
-    @staticmethod
-    def _check_connections(connections: Sequence[Sequence[int]], num_taps: int) -> list[Connection]:
-        checked: list[Connection] = []
-        for pair in connections:
-            if len(pair) != 2 or not all(
-                isinstance(i, int) and not isinstance(i, bool) for i in pair
-            ):
-                raise ValueError(
-                    f"sc connection {pair!r} is invalid: expected [rear, front] integers"
-                )
-            rear, front = int(pair[0]), int(pair[1])
-            if not (1 <= front <= num_taps and 1 <= rear <= num_taps):
-                raise ValueError(
-                    f"sc connection (rear={rear}, front={front}) is out of range: taps are numbered 1..{num_taps}"
-                )
-            if front >= rear:
-                raise ValueError(
-                    f"sc connection (rear={rear}, front={front}) is invalid: front must be < rear"
-                )
-            if (rear, front) not in checked:
-                checked.append((rear, front))
-        if not checked:
-            raise ValueError("sc: no connections given")
-        return sorted(checked)
 
     # -- lifecycle ------------------------------------------------------------------------
     def attach(self) -> ShortCircuit:

@@ -10,7 +10,7 @@ from torch import nn
 
 from scnet.errors import ConfigError
 from scnet.models import tap_shapes
-from scnet.sc import ShortCircuit, plan
+from scnet.sc import ShortCircuit, plan, validate_connections
 
 
 def install_short_circuit(
@@ -28,7 +28,8 @@ def install_short_circuit(
         shapes = tap_shapes(backbone, example_input)
         explicit = sc_cfg.get("connections")
         if explicit:
-            connections = [tuple(int(i) for i in pair) for pair in explicit]
+            # Index and order errors first (they name the allowed range), then shapes.
+            connections = validate_connections([tuple(p) for p in explicit], len(taps))
             _check_explicit_shapes(connections, shapes)
         else:
             connections = plan(
