@@ -347,8 +347,8 @@ def test_propagate_gradient_matches_the_definition(kind: str) -> None:
     assert with_sc.keys() == oracle.keys()
     for name in oracle:
         torch.testing.assert_close(with_sc[name], oracle[name], msg=name)
-    assert not torch.allclose(with_sc["model.bert.embeddings.word_embeddings.weight".replace("bert", kind)],
-                              plain["model.bert.embeddings.word_embeddings.weight".replace("bert", kind)])  # fmt: skip
+    embeddings = f"model.{kind}.embeddings.word_embeddings.weight"  # below the front
+    assert not torch.allclose(with_sc[embeddings], plain[embeddings])
 
 
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
@@ -492,3 +492,60 @@ def test_minilm_offline_end_to_end(tmp_path: Path) -> None:
     assert 0.0 <= result["metrics"]["test/acc"] <= 1.0
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert "val/acc" in metrics.columns
+
+
+# ----------------------------------------------------------------------------- tables, sweeps
+def synthetic_results() -> pd.DataFrame:
+    rows, trial = [], 0
+    for experiment, base_acc in (("mcqa_bert_base", 0.63), ("mcqa_bert_large", 0.66),
+                                 ("mcqa_roberta_large", 0.85)):  # fmt: skip
+        for sc in ("on", "off"):
+            for seed in range(3):
+                acc = base_acc + (0.01 if sc == "on" else 0.0) + 0.002 * seed
+                rows.append({"trial": trial, "state": "COMPLETE", "seed": seed,
+                             "experiment": experiment, "sc": sc, "test/acc": acc,
+                             "val/acc_best": acc + 0.005})  # fmt: skip
+                trial += 1
+    rows.append({"trial": trial, "state": "FAIL", "seed": 0, "experiment": "mcqa_bert_base",
+                 "sc": "on", "test/acc": None, "val/acc_best": None})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_table3_and_table4_builders(tmp_path: Path) -> None:
+    from scnet.report import nlp_tables
+    from scnet.report.registry import TABLES
+
+    assert TABLES["table3"] is nlp_tables.table3 and TABLES["table4"] is nlp_tables.table4
+    files = TABLES["table3"](synthetic_results(), tmp_path, tmp_path / "out")
+    assert sorted(p.suffix for p in files) == [".csv", ".md", ".tex"]
+    table = pd.read_csv(tmp_path / "out" / "table3.csv", dtype=str).set_index("model")
+    assert list(table.index) == ["BERT-base", "SCBERT-base", "BERT-large", "SCBERT-large",
+                                 "RoBERTa-large", "SCRoBERTa-large"]  # fmt: skip
+    row = table.loc["SCBERT-base"]
+    assert row["n"] == "3" and row["test (ours)"] == "64.20 ± 0.20"  # the failed trial is out
+    assert row["test (paper)"] == "63.3" and row["Δ test"] == "+0.90"
+    assert float(row["p (Welch, test, SC vs plain)"]) < 0.01
+    assert table.loc["RoBERTa-large", "dev (ours)"] == "85.70 ± 0.20"
+    table4 = nlp_tables.summarize(synthetic_results(), "table4").set_index("model")
+    assert table4.loc["BERT-base", "dev (paper)"] == "–"
+    assert table4.loc["SCRoBERTa-large", "test (paper)"] == "94.7"
+    assert "Table 3: DREAM" in (tmp_path / "out" / "table3.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["table3_dream", "table4_semeval"])
+def test_sweeps_compose_every_grid_point(name: str) -> None:
+    import itertools
+
+    import yaml
+
+    from scnet.cli.common import REPO_ROOT, compose_config
+
+    sweep = yaml.safe_load((REPO_ROOT / "sweeps" / f"{name}.yaml").read_text())
+    assert sweep["report"]["table"] in ("table3", "table4") and sweep["seeds"] == [0, 1, 2]
+    keys = list(sweep["grid"])
+    for values in itertools.product(*sweep["grid"].values()):
+        overrides = [*sweep["base"], *(f"{k}={v}" for k, v in zip(keys, values, strict=True))]
+        cfg = compose_config(overrides)
+        assert cfg.sc.enabled == (dict(zip(keys, values, strict=True))["sc"] == "on")
+        assert (cfg.sc.k, cfg.data.batch_size, cfg.data.max_length) == (4, 2, 512)
+        assert cfg.optim.name == "adamw" and cfg.trainer.precision == "bf16-mixed"
