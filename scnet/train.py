@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from scnet.errors import ConfigError
 from scnet.lit.classifier import ClassifierModule
 from scnet.lit.loggers import build_loggers
+from scnet.lit.multiple_choice import MultipleChoiceModule
 from scnet.models import count_parameters
 from scnet.secrets import redact
 
@@ -60,9 +61,13 @@ def build_backbone(cfg: DictConfig, datamodule: Any) -> Any:
 
 def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
     backbone = build_backbone(cfg, datamodule)
-    return ClassifierModule(
+    task = getattr(datamodule, "task", "classification")
+    if getattr(backbone, "task", task) != task:  # e.g. backbone=bert with data=cifar10
+        raise ConfigError(f"backbone={cfg.backbone.name} cannot train on data={cfg.data.name}")
+    module_cls = MultipleChoiceModule if task == "multiple_choice" else ClassifierModule
+    return module_cls(
         backbone, sc=to_container(cfg.sc), optim=to_container(cfg.optim),
-        input_shape=tuple(datamodule.input_shape), task=getattr(datamodule, "task", "classification"),
+        input_shape=tuple(datamodule.input_shape), task=task,
     )  # fmt: skip
 
 

@@ -48,6 +48,8 @@ def lr_factor(cfg: Mapping[str, Any], total_steps: int, steps_per_epoch: int):
     lr = float(cfg.get("lr", 0.1))
     warmup_steps = int(round(float(cfg.get("warmup_epochs", 0)) * steps_per_epoch))
     warmup_steps += int(cfg.get("warmup_steps", 0) or 0)
+    # BERT's recipe: warm up over a fraction of all steps (Devlin et al.: 0.1).
+    warmup_steps += int(round(float(cfg.get("warmup_ratio", 0) or 0) * total_steps))
     warmup_factor = float(cfg.get("warmup_lr") or lr) / lr
     milestones = [int(m * total_steps) for m in cfg.get("milestones", [])]
     gamma = float(cfg.get("gamma", 0.1))

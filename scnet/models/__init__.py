@@ -59,6 +59,8 @@ def _shape_recorder(shapes: list[torch.Size | None], index: int) -> Callable[...
     """Forward hook storing the output shape (minus batch dim) of the first call."""
 
     def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        if isinstance(output, (tuple, list)):  # e.g. transformers 4.x encoder layers
+            output = output[0]
         if shapes[index] is None:
             shapes[index] = output.shape[1:]
 
