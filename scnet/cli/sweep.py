@@ -113,8 +113,8 @@ def progress(study, ctx, procs: list, show: bool) -> None:
     bar = tqdm(total=ctx.spec.n_total, desc=ctx.spec.name, unit="trial", disable=not show)
     while True:
         done = sum(is_done(t) for t in latest_by_point(study).values())
-        bar.n = done
-        bar.refresh()
+        if done != bar.n:  # redraw on change only: logs of non-tty runs stay short
+            bar.update(done - bar.n)
         if not any(p.is_alive() for p in procs):
             break
         time.sleep(1.0)

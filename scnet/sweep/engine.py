@@ -41,6 +41,7 @@ from scnet.sweep.spec import SweepSpec, trial_overrides
 READY_ATTR = "scnet_ready"
 FINGERPRINT_ATTR = "scnet_fingerprint"
 POLL_S = 1.0
+RUNNER_ENV = "SCNET_SWEEP_RUNNER"
 
 
 @dataclass
@@ -304,7 +305,9 @@ def command(ctx: Context, params: dict[str, Any], point: int, run_dir: Path) -> 
         f"logger.wandb.tags=[{tags},'sweep={name}']",
         f"logger.wandb.name={name}-{point:04d}",
     ]
-    cmd = [sys.executable, "-m", "scnet.cli.run", *merge_overrides(ctx.spec.base, ours)]
+    runner = os.environ.get(RUNNER_ENV)  # tests swap in a fast stand-in for scnet-run
+    entry = [sys.executable, runner] if runner else [sys.executable, "-m", "scnet.cli.run"]
+    cmd = [*entry, *merge_overrides(ctx.spec.base, ours)]
     cmd += merge_overrides(trial_overrides(params), ctx.overrides)
     last = run_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
