@@ -41,7 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds without heartbeat before a RUNNING trial counts as interrupted")  # fmt: skip
     p.add_argument("--gpus-per-trial", type=int, default=1, help="GPUs given to each worker")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    return p.parse_intermixed_args(argv)  # overrides and options in any order
 
 
 def check_overrides(spec: spec_mod.SweepSpec, overrides: list[str]) -> None:

@@ -307,8 +307,8 @@ def command(ctx: Context, params: dict[str, Any], point: int, run_dir: Path) -> 
     ]
     runner = os.environ.get(RUNNER_ENV)  # tests swap in a fast stand-in for scnet-run
     entry = [sys.executable, runner] if runner else [sys.executable, "-m", "scnet.cli.run"]
-    cmd = [*entry, *merge_overrides(ctx.spec.base, ours)]
-    cmd += merge_overrides(trial_overrides(params), ctx.overrides)
+    args = merge_overrides(merge_overrides(ctx.spec.base, ours), trial_overrides(params))
+    cmd = [*entry, *merge_overrides(args, ctx.overrides)]  # later sources win, one entry per key
     last = run_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
         cmd.append(f"ckpt_path={last}")
