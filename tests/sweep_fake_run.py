@@ -35,8 +35,14 @@ if float(args.get("optim.lr", "0.1")) > 1e20:
     print(f"scnet-run: error: {error}", file=sys.stderr)
     sys.exit(1)
 acc = 0.80 + 0.01 * seed + (0.02 if on else 0.0)
-result = {"status": "completed", "metrics": {"test/acc": acc, "train/loss": 1.0 - acc},
-          "seed": seed, "duration_s": sleep, "params": 1, "sc": []}
+result = {
+    "status": "completed",
+    "metrics": {"test/acc": acc, "train/loss": 1.0 - acc},
+    "seed": seed,
+    "duration_s": sleep,
+    "params": 1,
+    "sc": [],
+}
 (run_dir / "result.json").write_text(json.dumps(result))
 with open(run_dir / "invocations.log", "a") as fh:
     fh.write(json.dumps({"pid": os.getpid(), "done": True}) + "\n")

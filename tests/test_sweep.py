@@ -81,7 +81,11 @@ def test_spec_points_alias_and_values(tmp_path: Path) -> None:
     assert [p.index for p in points] == list(range(12))
     assert points[0].params == {"seed": 0, "sc": "on", "sc.weight": 0.1}
     assert len({json.dumps(p.params, sort_keys=True) for p in points}) == 12
-    assert spec_mod.trial_overrides({"sc": "on", "x": None, "y": True}) == ["sc=on", "x=null", "y=true"]
+    assert spec_mod.trial_overrides({"sc": "on", "x": None, "y": True}) == [
+        "sc=on",
+        "x=null",
+        "y=true",
+    ]
     for name in ("table2", "fig4_convergence", "fig7_connections", "sc_sensitivity",
                  "fig8_sc_weight", "fig9_batch_size", "tpe_search"):  # fmt: skip
         assert spec_mod.load(name).reproduces  # every shipped sweep file validates
@@ -94,8 +98,10 @@ def test_spec_points_alias_and_values(tmp_path: Path) -> None:
         ("metric: test/acc\ndirection: maximize\nsampler: grid\ngird: {}\n", "unknown key 'gird'"),
         ("metric: test/acc\ndirection: up\nsampler: grid\n", "direction"),
         ("metric: test/acc\ndirection: maximize\nsampler: grid\ngrid: {depth: 20}\n", "grid.depth"),
-        ("metric: test/acc\ndirection: maximize\nsampler: tpe\nspace: {lr: {type: float}}\n",
-         "space.lr.low/high"),
+        (
+            "metric: test/acc\ndirection: maximize\nsampler: tpe\nspace: {lr: {type: float}}\n",
+            "space.lr.low/high",
+        ),
     ],
 )
 def test_bad_sweep_files_are_one_line(tmp_path: Path, text: str, needle: str) -> None:

@@ -177,7 +177,9 @@ def summary(study, ctx, results_path: Path, where: str) -> int:
     print(f"{PROG}: results: {results_path}")
     url = where if "://" in where else f"{where}"
     if "://" not in where:
-        print(f"{PROG}: dashboard: optuna-dashboard {url}   (journal file; pip install optuna-dashboard)")
+        print(
+            f"{PROG}: dashboard: optuna-dashboard {url}   (journal file; pip install optuna-dashboard)"
+        )
     else:
         print(f"{PROG}: dashboard: optuna-dashboard '{url}'   (pip install optuna-dashboard)")
     print(f"{PROG}: report: scnet-report {ctx.spec.name}")

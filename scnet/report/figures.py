@@ -68,7 +68,9 @@ def accuracy_vs(results: pd.DataFrame, out: Path, title: str, x_key: str = "dept
 @register_figure("fig7_connections")
 def fig7(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
     """Paper Fig. 7: single vs multiple SC connections across depths."""
-    return accuracy_vs(results, out_dir / "fig7_connections.png", "Single vs multiple SC connections")
+    return accuracy_vs(
+        results, out_dir / "fig7_connections.png", "Single vs multiple SC connections"
+    )
 
 
 @register_figure("fig8_sc_weight")

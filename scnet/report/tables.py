@@ -155,7 +155,11 @@ def write_table(
     table = summarize(results, paper_value)
     header, cells = display(table, metric)
     missing = int((table["n"] == 0).sum())
-    note = f"\n{missing} configuration(s) have no completed trial (marked {MISSING}).\n" if missing else ""
+    note = (
+        f"\n{missing} configuration(s) have no completed trial (marked {MISSING}).\n"
+        if missing
+        else ""
+    )
     paths = [out_dir / f"{name}.md", out_dir / f"{name}.csv", out_dir / f"{name}.tex"]
     paths[0].write_text(f"# {caption}\n\n" + to_markdown(header, cells) + note)
     table.to_csv(paths[1], index=False)
@@ -174,5 +178,7 @@ def table2(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
 @register_table("summary")
 def summary(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
     """Any sweep: per configuration mean ± std over seeds (no paper column values)."""
-    caption = f"{results.attrs.get('sweep', sweep_dir.name)}: {results.attrs['metric']} per configuration"
+    caption = (
+        f"{results.attrs.get('sweep', sweep_dir.name)}: {results.attrs['metric']} per configuration"
+    )
     return write_table(results, out_dir, "summary", caption)

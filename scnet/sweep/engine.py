@@ -225,7 +225,8 @@ def reclaim(study, ctx: Context) -> int:
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another process reclaimed it first
         study.enqueue_trial(
-            dict(t.params), user_attrs={"point": point, "attempt": t.user_attrs.get("attempt", 1) + 1}
+            dict(t.params),
+            user_attrs={"point": point, "attempt": t.user_attrs.get("attempt", 1) + 1},
         )
         n += 1
     return n
@@ -262,7 +263,9 @@ def _suggest(trial, spec: SweepSpec, point: int) -> dict[str, Any]:
             params[key] = trial.suggest_categorical(key, d["choices"])
         elif d["type"] == "int":
             step = d.get("step", 1)
-            params[key] = trial.suggest_int(key, d["low"], d["high"], step=step, log=bool(d.get("log")))
+            params[key] = trial.suggest_int(
+                key, d["low"], d["high"], step=step, log=bool(d.get("log"))
+            )
         else:
             params[key] = trial.suggest_float(
                 key, d["low"], d["high"], step=d.get("step"), log=bool(d.get("log"))
@@ -420,7 +423,11 @@ def _execute(trial, ctx: Context, params: dict[str, Any], point: int, run_dir: P
         return {"metrics": result.get("metrics", {}), "error": "pruned",
                 "duration_s": round(time.time() - started, 3)}, True  # fmt: skip
     if proc.returncode != 0 and result.get("status") != "failed":
-        result = {"status": "failed", "metrics": {}, "error": _exit_reason(proc.returncode, log_path)}
+        result = {
+            "status": "failed",
+            "metrics": {},
+            "error": _exit_reason(proc.returncode, log_path),
+        }
     result.setdefault("duration_s", round(time.time() - started, 3))
     return result, False
 

@@ -133,7 +133,9 @@ def _validate(name: str, path: Path, data: dict[str, Any]) -> SweepSpec:
         if not isinstance(data.get(key), str) or not data[key]:
             raise bad(key, "is required (a string)")
     if data["direction"] not in DIRECTIONS:
-        raise bad("direction", f"={data['direction']!r} is invalid: choose {' or '.join(DIRECTIONS)}")
+        raise bad(
+            "direction", f"={data['direction']!r} is invalid: choose {' or '.join(DIRECTIONS)}"
+        )
     if data["sampler"] not in SAMPLERS:
         raise bad("sampler", f"={data['sampler']!r} is invalid: choose {' or '.join(SAMPLERS)}")
     base = data.get("base") or []
@@ -205,7 +207,9 @@ def _space(space: Any, bad: Any) -> dict[str, dict[str, Any]]:
             raise bad(f"{where}.type", f"must be one of {', '.join(SPACE_TYPES)}")
         extra = sorted(set(dist) - {"type", "low", "high", "log", "step", "choices"})
         if extra:
-            raise bad(f"{where}.{extra[0]}", "is unknown: allowed type, low, high, log, step, choices")
+            raise bad(
+                f"{where}.{extra[0]}", "is unknown: allowed type, low, high, log, step, choices"
+            )
         if dist["type"] == "categorical":
             choices = dist.get("choices")
             if not isinstance(choices, list) or not choices:
