@@ -276,6 +276,7 @@ def test_real_runs_kill_and_resume(tmp_path: Path) -> None:
     _kill_and_resume(tmp_path, cmd, env, 4)
 
 
+@pytest.mark.slow  # ~30 s idle, ~2 min on 2 busy cores
 def test_real_sweep_on_digits_with_a_failing_trial(tmp_path: Path) -> None:
     """End to end with real scnet-run: 2 workers, one trial diverges (lr 1e30 → NaN loss)."""
     write_sweep(tmp_path / "sw", "tiny", "  optim.lr: [0.05, 1.0e+30]", "[0]")
