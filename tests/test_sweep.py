@@ -351,3 +351,20 @@ def test_postgres_storage_three_workers_no_trial_twice() -> None:
         subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)  # fmt: skip
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_tpe_sweep_runs_its_budget(tmp_path: Path) -> None:
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "tp.yaml").write_text(
+        "metric: test/acc\ndirection: maximize\nsampler: tpe\nbase: [experiment=demo]\n"
+        "space:\n  optim.lr: {type: float, low: 0.01, high: 0.3, log: true}\n"
+        "  data.batch_size: {type: categorical, choices: [32, 64]}\nn_trials: 3\npruner: median\n"
+    )
+    proc = subprocess.run(sweep_cmd(tmp_path, "tp"), env=fake_env(0.1), capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = results(tmp_path, "tp")
+    assert len(rows) == 3 and all(r["state"] == "COMPLETE" for r in rows)
+    assert all(
+        0.01 <= float(r["optim.lr"]) <= 0.3 and r["data.batch_size"] in ("32", "64") for r in rows
+    )
