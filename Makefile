@@ -9,7 +9,7 @@ export WANDB_MODE ?= offline
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv install demo test test-slow test-all lint bench clean
+.PHONY: venv install demo test test-slow test-all lint bench clean pg-server
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,12 @@ test: $(STAMP)
 	$(PY) -m ruff check scnet tests benchmarks
 	$(PY) -m pytest -q -p no:cacheprovider
 
-test-slow: $(STAMP)
+# The PostgreSQL sweep-storage test needs a local server (Debian's postgresql); install it when
+# root with apt, else the test skips and says why.
+pg-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get install -y -q postgresql >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }; } ; } || echo "pg-server: no PostgreSQL and no root apt-get: the PostgreSQL sweep test will skip"
+
+test-slow: $(STAMP) pg-server
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
 
 test-all: test test-slow

@@ -1,8 +1,123 @@
-"""``scnet-report``: not implemented yet (see issue: sweeps and reports)."""
+"""``scnet-report``: a sweep's results as the paper's tables and figures.
 
+    scnet-report table2                 # outputs/reports/table2/{table2.md,.csv,.tex}
+    scnet-report sc_sensitivity         # fig8_sc_weight.png + summary table
+    scnet-report table2 --output-dir /scratch/scnet
+
+Reads ``<output-dir>/sweeps/NAME/results.csv`` (partial sweeps are fine: missing cells are
+marked) and writes ``<output-dir>/reports/NAME/``. Files are built in a temporary folder and
+moved in at the end, so a failing report overwrites nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
 import sys
+import tempfile
+from pathlib import Path
+
+from scnet.cli.common import debug_enabled, fail
+from scnet.errors import ConfigError, ScnetError
+from scnet.sweep import spec as spec_mod
+
+PROG = "scnet-report"
+BUILDER_MODULES = ("scnet.report.tables", "scnet.report.figures")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("name", help=f"a sweep in sweeps/ ({', '.join(spec_mod.available())})")
+    p.add_argument("--output-dir", type=Path, default=Path("outputs"),
+                   help="root holding sweeps/NAME and reports/NAME (default: outputs)")  # fmt: skip
+    p.add_argument("--sweeps-dir", type=Path, default=spec_mod.SWEEPS_DIR, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def load_results(spec: spec_mod.SweepSpec, sweep_dir: Path):
+    """results.csv with ``attrs`` the builders need (keys, metric, expected configurations)."""
+    import pandas as pd
+
+    path = sweep_dir / "results.csv"
+    if not path.is_file():
+        raise ConfigError(f"no results for sweep {spec.name}: {path} does not exist "
+                          f"(run scnet-sweep {spec.name} first)")  # fmt: skip
+    try:
+        results = pd.read_csv(path)
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"{path}: unreadable ({str(err).splitlines()[0]})") from None
+    if "state" not in results or not (results["state"] == "COMPLETE").any():
+        raise ConfigError(f"no results for sweep {spec.name}: {path} has no completed trial yet")
+    keys = [k for k in spec.param_keys if k != "seed" and k in results]
+    expected = []
+    if spec.sampler == "grid":
+        seen = set()
+        for point in spec.points():
+            config = {k: point.params[k] for k in keys}
+            if repr(config) not in seen:
+                seen.add(repr(config))
+                expected.append(config)
+    results.attrs.update({"keys": keys, "metric": spec.metric, "expected": expected,
+                          "sweep": spec.name})  # fmt: skip
+    _normalize(results, expected, keys)
+    return results
+
+
+def _normalize(results, expected: list[dict], keys: list[str]) -> None:
+    """Make CSV-read values compare equal to the sweep file's (``20`` vs ``20.0``, ``on``)."""
+    for k in keys:
+        kinds = {type(c[k]) for c in expected}
+        if kinds == {str}:
+            results[k] = results[k].astype(str)
+
+
+def run(args: argparse.Namespace) -> list[Path]:
+    for module in BUILDER_MODULES:
+        importlib.import_module(module)  # registration happens on import
+    from scnet.report.registry import FIGURES, TABLES
+
+    spec = spec_mod.load(args.name, args.sweeps_dir)
+    table = spec.report.get("table")
+    figures = spec.report.get("figures") or []
+    if table and table not in TABLES:
+        raise ConfigError(f"{spec.path}: report.table={table!r} is unknown: choose one of "
+                          f"{', '.join(sorted(TABLES))}")  # fmt: skip
+    for fig in figures:
+        if fig not in FIGURES:
+            raise ConfigError(f"{spec.path}: report.figures has unknown {fig!r}: choose from "
+                              f"{', '.join(sorted(FIGURES))}")  # fmt: skip
+    sweep_dir = args.output_dir / "sweeps" / spec.name
+    results = load_results(spec, sweep_dir)
+    out_dir = args.output_dir / "reports" / spec.name
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    builders = ([TABLES[table]] if table else []) + [FIGURES[f] for f in figures]
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{spec.name}-") as tmp:
+        written = []
+        for build in builders:
+            written += build(results, sweep_dir, Path(tmp))
+        out_dir.mkdir(exist_ok=True)
+        final = []
+        for path in written:
+            os.replace(path, out_dir / path.name)
+            final.append(out_dir / path.name)
+    return final
 
 
 def main() -> None:
-    print("scnet-report: not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    args = parse_args(sys.argv[1:])
+    try:
+        paths = run(args)
+    except ScnetError as err:
+        if debug_enabled():
+            raise
+        fail(PROG, str(err), err.exit_code)
+    for path in paths:
+        print(f"{PROG}: wrote {path}")
+    md = [p for p in paths if p.suffix == ".md"]
+    if md:
+        sys.stdout.write(md[0].read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Sweeps: named sweep files (``spec``), the Optuna engine (``engine``), ``results.csv``."""

@@ -1,0 +1,48 @@
+"""A fast stand-in for ``python -m scnet.cli.run`` used by the sweep engine tests.
+
+Selected with SCNET_SWEEP_RUNNER=<this file>. It honours the run-dir contract the engine relies
+on (result.json, checkpoints/last.ckpt, metrics.csv, exit code) without importing Lightning,
+and appends one line per invocation to ``<run dir>/invocations.log`` so tests can count runs.
+Behaviour: sleeps FAKE_SLEEP seconds (checkpointing halfway); ``optim.lr=1e30`` fails like a
+NaN loss does in scnet-run.
+"""
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+run_dir = Path(args["hydra.run.dir"])
+run_dir.mkdir(parents=True, exist_ok=True)
+with open(run_dir / "invocations.log", "a") as fh:
+    fh.write(json.dumps({"pid": os.getpid(), "ckpt_path": args.get("ckpt_path")}) + "\n")
+sleep = float(os.environ.get("FAKE_SLEEP", "0"))
+time.sleep(sleep / 2)
+(run_dir / "checkpoints").mkdir(exist_ok=True)
+(run_dir / "checkpoints" / "last.ckpt").write_text("fake")
+time.sleep(sleep / 2)
+seed = int(args.get("seed", 0))
+on = args.get("sc", "on") == "on"
+(run_dir / "metrics.csv").write_text(
+    "epoch,step,train/loss,val/acc\n0,1,2.0,\n0,1,,0.5\n1,2,1.0,\n1,2,,0.6\n"
+)
+if float(args.get("optim.lr", "0.1")) > 1e20:
+    error = "FloatingPointError: non-finite training loss (nan) at step 3"
+    result = {"status": "failed", "metrics": {}, "error": error, "seed": seed, "duration_s": sleep}
+    (run_dir / "result.json").write_text(json.dumps(result))
+    print(f"scnet-run: error: {error}", file=sys.stderr)
+    sys.exit(1)
+acc = 0.80 + 0.01 * seed + (0.02 if on else 0.0)
+result = {
+    "status": "completed",
+    "metrics": {"test/acc": acc, "train/loss": 1.0 - acc},
+    "seed": seed,
+    "duration_s": sleep,
+    "params": 1,
+    "sc": [],
+}
+(run_dir / "result.json").write_text(json.dumps(result))
+with open(run_dir / "invocations.log", "a") as fh:
+    fh.write(json.dumps({"pid": os.getpid(), "done": True}) + "\n")
