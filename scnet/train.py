@@ -103,7 +103,10 @@ def fit_and_test(
     )  # fmt: skip
     loggers = build_loggers(cfg.logger, run_dir, redact(to_container(cfg)))
     trainer = L.Trainer(
-        **trainer_kwargs(cfg), logger=loggers, callbacks=[checkpoint, FirstStepTimer()], default_root_dir=str(run_dir)
+        **trainer_kwargs(cfg),
+        logger=loggers,
+        callbacks=[checkpoint, FirstStepTimer()],
+        default_root_dir=str(run_dir),
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = scalar_metrics(trainer.callback_metrics)  # test() resets callback_metrics

@@ -51,7 +51,9 @@ class ClassifierModule(L.LightningModule):
         if channels_last:
             apply_channels_last(backbone)
         # Kept out of the module tree (no second copy of the weights in the state dict).
-        self.__dict__["_run_backbone"] = maybe_compile(backbone, compile, self.short_circuit is not None)
+        self.__dict__["_run_backbone"] = maybe_compile(
+            backbone, compile, self.short_circuit is not None
+        )
 
     @property
     def sc_connections(self) -> list[list[int]]:
