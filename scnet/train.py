@@ -26,6 +26,7 @@ from scnet.lit.loggers import build_loggers
 from scnet.lit.multiple_choice import MultipleChoiceModule
 from scnet.models import count_parameters
 from scnet.secrets import redact
+from scnet.speed import FirstStepTimer
 
 log = logging.getLogger("scnet")
 RESULT_FILE = "result.json"
@@ -49,7 +50,17 @@ def build(cfg_section: DictConfig, what: str, **kwargs: Any) -> Any:
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    return build(cfg.data, "data")
+    """The data module; ``data.pipeline=classic`` wraps it in the per-sample DataLoader one."""
+    pipeline = cfg.data.get("pipeline", "fast")
+    if pipeline not in ("fast", "classic"):
+        raise ConfigError(f"data.pipeline={pipeline!r} is invalid: choose one of fast, classic")
+    node = {k: v for k, v in to_container(cfg.data).items() if k not in ("pipeline", "workers")}
+    datamodule = build(OmegaConf.create(node), "data")
+    if pipeline == "classic":
+        from scnet.data.classic import ClassicDataModule
+
+        return ClassicDataModule(datamodule, num_workers=int(cfg.data.get("workers", 0)))
+    return datamodule
 
 
 def build_backbone(cfg: DictConfig, datamodule: Any) -> Any:
@@ -68,6 +79,7 @@ def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
     return module_cls(
         backbone, sc=to_container(cfg.sc), optim=to_container(cfg.optim),
         input_shape=tuple(datamodule.input_shape), task=task,
+        channels_last=bool(cfg.get("channels_last", False)), compile=bool(cfg.get("compile", False)),
     )  # fmt: skip
 
 
@@ -96,7 +108,10 @@ def fit_and_test(
     )  # fmt: skip
     loggers = build_loggers(cfg.logger, run_dir, redact(to_container(cfg)))
     trainer = L.Trainer(
-        **trainer_kwargs(cfg), logger=loggers, callbacks=[checkpoint], default_root_dir=str(run_dir)
+        **trainer_kwargs(cfg),
+        logger=loggers,
+        callbacks=[checkpoint, FirstStepTimer()],
+        default_root_dir=str(run_dir),
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = scalar_metrics(trainer.callback_metrics)  # test() resets callback_metrics

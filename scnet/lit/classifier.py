@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from scnet.lit import optim
 from scnet.lit.short_circuit import install_short_circuit
 from scnet.sc import ShortCircuit
+from scnet.speed import apply_channels_last, maybe_compile, to_channels_last
 
 
 class ClassifierModule(L.LightningModule):
@@ -24,6 +25,9 @@ class ClassifierModule(L.LightningModule):
         optim: the ``optim`` config.
         input_shape: one sample's shape, used to find tap shapes for the planner.
         task: ``classification`` (cross-entropy, accuracy) or ``regression`` (MSE).
+        channels_last: NHWC weights and input batches (see :mod:`scnet.speed`).
+        compile: ``torch.compile`` the backbone (skipped, with a warning, while an SC is
+            attached: compiled graphs drop its gradient hooks).
     """
 
     def __init__(
@@ -33,6 +37,8 @@ class ClassifierModule(L.LightningModule):
         optim: Mapping[str, Any],
         input_shape: tuple[int, ...],
         task: str = "classification",
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -41,13 +47,22 @@ class ClassifierModule(L.LightningModule):
         example = torch.zeros(2, *input_shape)
         self.short_circuit: ShortCircuit | None = install_short_circuit(backbone, sc, example)
         self.best_val_acc = float("-inf")
+        self.channels_last = channels_last
+        if channels_last:
+            apply_channels_last(backbone)
+        # Kept out of the module tree (no second copy of the weights in the state dict).
+        self.__dict__["_run_backbone"] = maybe_compile(
+            backbone, compile, self.short_circuit is not None
+        )
 
     @property
     def sc_connections(self) -> list[list[int]]:
         return [list(c) for c in self.short_circuit.connections] if self.short_circuit else []
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.backbone(x)
+        if self.channels_last:
+            x = to_channels_last(x)
+        return self.__dict__["_run_backbone"](x)
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch

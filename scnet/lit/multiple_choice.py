@@ -38,6 +38,8 @@ class MultipleChoiceModule(ClassifierModule):
         optim: Mapping[str, Any],
         input_shape: tuple[int, ...],
         task: str = "multiple_choice",
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         if getattr(backbone, "task", None) != "multiple_choice":
             raise ConfigError(
@@ -45,7 +47,9 @@ class MultipleChoiceModule(ClassifierModule):
                 "backbone=bert, roberta or minilm"
             )
         n_choices, length = input_shape
-        super().__init__(backbone, sc, optim, (n_choices, min(length, PROBE_LENGTH)), task)
+        probe_shape = (n_choices, min(length, PROBE_LENGTH))
+        # channels_last is an image-layout option: meaningless for token batches.
+        super().__init__(backbone, sc, optim, probe_shape, task, channels_last=False, compile=compile)
 
     def forward(self, x: Mapping[str, Tensor] | Tensor) -> Tensor:
         if isinstance(x, Mapping):

@@ -1,0 +1,106 @@
+"""4. Orchestration: ``scnet-run`` start -> first training step, and per-trial process overhead.
+
+A trivial run (``experiment=demo depth=8``, 2 training batches, 1 val/test batch, W&B
+disabled) is launched as ``python -m scnet.cli.run`` exactly as a sweep driver launches a
+trial. ``SCNET_T0`` is set to the launch time, so the run logs "first training step X s
+after process start" including interpreter start-up. Per-trial overhead = process wall time
+minus the time spent training and testing (first step -> process exit is an upper bound on
+that; reported separately). Import costs come from ``python -X importtime``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import REPO, median, write
+
+TRIVIAL = [
+    "experiment=demo",
+    "depth=8",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "trainer.enable_progress_bar=false",
+    "logger.wandb.mode=disabled",
+]
+FIRST_STEP = re.compile(r"first training step ([0-9.]+)s after process start")
+
+
+def one_trial(run_dir: Path) -> dict[str, float]:
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO)}
+    start = time.time()
+    env["SCNET_T0"] = repr(start)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scnet.cli.run", *TRIVIAL, f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.time() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"trivial run failed ({proc.returncode}): {proc.stderr[-500:]}")
+    log = (run_dir / "run.log").read_text()
+    match = FIRST_STEP.search(log)
+    if match is None:
+        raise RuntimeError("the run did not log its first training step time")
+    first = float(match.group(1))
+    return {"wall_s": wall, "first_step_s": first, "after_first_step_s": wall - first}
+
+
+def import_profile(module: str, top: int = 8) -> dict[str, Any]:
+    """Self-reported cumulative import times (``-X importtime``) of the heaviest packages."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    rows = []
+    for line in proc.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2].rstrip()
+            depth = (len(name) - len(name.lstrip())) // 2
+            rows.append((int(parts[1]) / 1e6, depth, name.strip()))
+    total = max((r[0] for r in rows), default=0.0)
+    shallow = sorted((r for r in rows if r[1] <= 2), reverse=True)[:top]
+    return {
+        "module": module,
+        "total_s": total,
+        "top": [{"s": s, "package": n} for s, _, n in shallow],
+    }
+
+
+def run(trials: int = 3, quick: bool = False) -> dict[str, Any]:
+    if quick:
+        trials = 2
+    with tempfile.TemporaryDirectory(prefix="scnet-bench-") as tmp:
+        results = [one_trial(Path(tmp) / f"trial-{i}") for i in range(trials)]
+    imports = [import_profile(m) for m in ("lightning", "scnet.train")]
+    result = {
+        "command": "python -m scnet.cli.run " + " ".join(TRIVIAL) + " hydra.run.dir=<tmp>",
+        "trials": results,
+        "first_step_s": median([r["first_step_s"] for r in results]),
+        "wall_s": median([r["wall_s"] for r in results]),
+        "after_first_step_s": median([r["after_first_step_s"] for r in results]),
+        "imports": imports,
+        "sweep_driver": "scnet-sweep not merged in this branch: its per-trial driver cost (Optuna "
+        "ask/tell, CSV row) is not measured; the process cost above is what each trial pays",
+        "target_s": 2.0,
+    }
+    write("orchestration", result)
+    return result
+
+
+if __name__ == "__main__":
+    print(run(quick=True))
