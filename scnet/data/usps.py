@@ -79,7 +79,9 @@ class USPSDataModule(ArrayDataModule):
             )
         x, labels = read_libsvm(path)
         if labels.min() < 1 or labels.max() > self.num_classes:
-            raise DataError(f"USPS labels in {path} must be 1..10, found {labels.min()}..{labels.max()}")
+            raise DataError(
+                f"USPS labels in {path} must be 1..10, found {labels.min()}..{labels.max()}"
+            )
         x01 = ((x + 1.0) / 2.0).clip(0.0, 1.0).reshape(-1, *self.input_shape)
         return Split(torch.from_numpy(x01), torch.from_numpy(labels - 1))
 

@@ -34,7 +34,9 @@ class BackboneHooks(L.Callback):
 
 def needs_backbone_hooks(backbone: Any) -> bool:
     """Only install the callback for backbones that use it (zero cost for the rest)."""
-    return any(callable(getattr(backbone, m, None)) for m in ("after_optimizer_step", "step_metrics"))
+    return any(
+        callable(getattr(backbone, m, None)) for m in ("after_optimizer_step", "step_metrics")
+    )
 
 
 def extra_callbacks(cfg: Any, run_dir: Any, module: Any) -> list[L.Callback]:

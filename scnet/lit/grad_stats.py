@@ -194,7 +194,11 @@ class GradStatsCallback(L.Callback):
 
 def _summary(prefix: str, grad: Tensor | None, per_sample: bool = True) -> dict[str, float]:
     if grad is None:
-        return {f"{prefix}_mean": math.nan, f"{prefix}_abs_mean": math.nan, f"{prefix}_norm": math.nan}
+        return {
+            f"{prefix}_mean": math.nan,
+            f"{prefix}_abs_mean": math.nan,
+            f"{prefix}_norm": math.nan,
+        }
     g = grad.double()
     norm = float(g.norm())
     if per_sample:
@@ -229,7 +233,14 @@ def build_grad_stats(cfg: Mapping[str, Any] | None, run_dir: Path) -> list[L.Cal
     cfg = dict(cfg or {})
     if not cfg.get("enabled", False):
         return []
-    unknown = set(cfg) - {"enabled", "every_n_steps", "batches_per_epoch", "epochs", "per_node", "log_wandb"}
+    unknown = set(cfg) - {
+        "enabled",
+        "every_n_steps",
+        "batches_per_epoch",
+        "epochs",
+        "per_node",
+        "log_wandb",
+    }
     if unknown:
         raise ConfigError(f"grad_stats: unknown keys {sorted(unknown)}")
     cfg.pop("enabled")

@@ -22,7 +22,8 @@ Non-convergence (forward or adjoint) is never silent: ``on_nonconvergence: warn`
 are logged as ``train/fp_iters`` (mean) and ``train/fp_iters_max``.
 
 The input is flattened, so sequences (adding problem, pixel digits) are one vector.
-Taps: the encoder, the fixed-point core (its output is ``h_L*``, same width), the head.
+Taps: the encoder, the fixed-point core (its output is ``h_L*``), a width→width readout
+(all three of equal width, so short circuits can join them), the head.
 (torchdeq 0.1.0 was inspected; this ~100-line solver is kept so non-convergence reporting,
 per-input iteration counts and float64 exactness are under our control.)
 """
@@ -102,7 +103,9 @@ class FixedPointCore(nn.Module):
     def forward(self, e: Tensor) -> Tensor:
         z0 = e.new_zeros(e.shape[0], self.n_layers, self.width)
         with torch.no_grad():
-            z_star, iters, done = fixed_point(lambda z: self.step(z, e), z0, self.tol, self.max_iter)
+            z_star, iters, done = fixed_point(
+                lambda z: self.step(z, e), z0, self.tol, self.max_iter
+            )
         self._report("forward", iters, done)
         if not torch.is_grad_enabled():
             return z_star[:, -1]
@@ -162,20 +165,24 @@ class FixedPointNet(nn.Module):
                 f"backbone.on_nonconvergence={on_nonconvergence!r} is invalid: choose warn or error"
             )
         if not isinstance(max_iter, int) or max_iter < 1 or not tol > 0:
-            raise ConfigError(f"backbone.max_iter={max_iter}, tol={tol}: need max_iter >= 1, tol > 0")
+            raise ConfigError(
+                f"backbone.max_iter={max_iter}, tol={tol}: need max_iter >= 1, tol > 0"
+            )
         if not isinstance(layers, int) or layers < 1:
             raise ConfigError(f"backbone.layers={layers} is invalid for fixedpoint: must be >= 1")
         self.encoder = nn.Linear(math.prod(int(s) for s in input_shape), width)
         self.core = FixedPointCore(width, layers, gate_bias, tol, max_iter, on_nonconvergence)
+        # A width->width readout gives the short circuit a rear tap of the core's shape.
+        self.readout = nn.Linear(width, width)
         self.head = nn.Linear(width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         e = torch.tanh(self.encoder(x.flatten(1)))
-        return self.head(self.core(e))
+        return self.head(torch.tanh(self.readout(self.core(e))))
 
     def step_metrics(self) -> dict[str, float]:
         """Iterations per input and non-converged fractions of the last forward/backward."""
         return dict(self.core.stats)
 
     def sc_taps(self) -> list[nn.Module]:
-        return [self.encoder, self.core, self.head]
+        return [self.encoder, self.core, self.readout, self.head]

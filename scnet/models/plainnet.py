@@ -138,4 +138,6 @@ def _check(kind: str, depth: int, beta: float, max_norm: float | None, init: str
     if max_norm is not None and not max_norm > 0:
         raise ConfigError(f"backbone.max_norm={max_norm} is invalid: must be > 0 or null")
     if init not in INITS:
-        raise ConfigError(f"backbone.init={init!r} is invalid for plainnet: choose uniform or default")
+        raise ConfigError(
+            f"backbone.init={init!r} is invalid for plainnet: choose uniform or default"
+        )
