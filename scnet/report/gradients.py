@@ -95,7 +95,7 @@ def plot_fcn_gradients(
     ax.set_yscale("log")
     ax.set_xlabel("layer (tap index, input → output)")
     ax.set_ylabel(column.replace("_", " "))
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8)
     ax.legend(fontsize=8)
     return _save(fig, out)
 
@@ -184,7 +184,9 @@ def node_matrix(run_dir: Path, column: str) -> np.ndarray:
     return table.to_numpy()
 
 
-def plot_node_heatmaps(runs: Mapping[str, Path], out: Path, skip_last: bool = True) -> Path:
+def plot_node_heatmaps(
+    runs: Mapping[str, Path], out: Path, skip_last: bool = True, title: str | None = None
+) -> Path:
     """Seed 002 Fig. 3/4: per-node activation (top) and |gradient| (bottom, log colour)."""
     plt = _plt()
     from matplotlib.colors import LogNorm
@@ -207,6 +209,8 @@ def plot_node_heatmaps(runs: Mapping[str, Path], out: Path, skip_last: bool = Tr
         for ax in axes[:, col]:
             ax.set_xlabel("layer")
             ax.set_ylabel("node")
+    if title:
+        fig.suptitle(title, fontsize=8)
     return _save(fig, out)
 
 
