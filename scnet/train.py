@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from scnet.errors import ConfigError
+from scnet.lit.backbone_hooks import extra_callbacks
 from scnet.lit.classifier import ClassifierModule
 from scnet.lit.loggers import build_loggers
 from scnet.lit.multiple_choice import MultipleChoiceModule
@@ -107,11 +108,10 @@ def fit_and_test(
         auto_insert_metric_name=False, enable_version_counter=False,
     )  # fmt: skip
     loggers = build_loggers(cfg.logger, run_dir, redact(to_container(cfg)))
+    # grad stats, max-norm projection, fixed-point metrics, first-step timing
+    callbacks = [checkpoint, FirstStepTimer(), *extra_callbacks(cfg, run_dir, module)]
     trainer = L.Trainer(
-        **trainer_kwargs(cfg),
-        logger=loggers,
-        callbacks=[checkpoint, FirstStepTimer()],
-        default_root_dir=str(run_dir),
+        **trainer_kwargs(cfg), logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = scalar_metrics(trainer.callback_metrics)  # test() resets callback_metrics

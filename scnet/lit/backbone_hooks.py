@@ -1,0 +1,49 @@
+"""Let a backbone act after each optimizer step and report its own metrics.
+
+Backbones stay plain ``nn.Module``s; two optional methods are honoured:
+
+* ``after_optimizer_step()``: called after every optimizer step (e.g. PlainNet's max-norm
+  projection, which must hold for the weights every forward pass sees);
+* ``step_metrics() -> dict[str, float]``: logged (train, per epoch) after each training
+  batch, e.g. the fixed-point net's iterations per input and its non-converged fraction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+
+
+class BackboneHooks(L.Callback):
+    """Calls the backbone's optional ``after_optimizer_step`` / ``step_metrics``."""
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        backbone = getattr(pl_module, "backbone", pl_module)
+        after = getattr(backbone, "after_optimizer_step", None)
+        if callable(after):
+            after()
+        metrics = getattr(backbone, "step_metrics", None)
+        if callable(metrics):
+            for key, value in metrics().items():
+                pl_module.log(f"train/{key}", value, on_step=False, on_epoch=True)
+
+
+def needs_backbone_hooks(backbone: Any) -> bool:
+    """Only install the callback for backbones that use it (zero cost for the rest)."""
+    return any(
+        callable(getattr(backbone, m, None)) for m in ("after_optimizer_step", "step_metrics")
+    )
+
+
+def extra_callbacks(cfg: Any, run_dir: Any, module: Any) -> list[L.Callback]:
+    """Callbacks beyond checkpointing that a run's config and backbone ask for."""
+    from scnet.lit.grad_stats import build_grad_stats
+
+    callbacks: list[L.Callback] = build_grad_stats(cfg.get("grad_stats"), run_dir)
+    if needs_backbone_hooks(getattr(module, "backbone", module)):
+        callbacks.append(BackboneHooks())
+    return callbacks
