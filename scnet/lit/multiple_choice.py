@@ -49,7 +49,9 @@ class MultipleChoiceModule(ClassifierModule):
         n_choices, length = input_shape
         probe_shape = (n_choices, min(length, PROBE_LENGTH))
         # channels_last is an image-layout option: meaningless for token batches.
-        super().__init__(backbone, sc, optim, probe_shape, task, channels_last=False, compile=compile)
+        super().__init__(
+            backbone, sc, optim, probe_shape, task, channels_last=False, compile=compile
+        )
 
     def forward(self, x: Mapping[str, Tensor] | Tensor) -> Tensor:
         if isinstance(x, Mapping):
