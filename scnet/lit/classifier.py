@@ -67,7 +67,9 @@ class ClassifierModule(L.LightningModule):
         if not torch.isfinite(loss):
             # A NaN/inf loss never recovers; stop with a clear reason instead of training on.
             raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at step {self.global_step}"
+                f"{'NaN' if torch.isnan(loss) else 'infinite'} loss at step {self.global_step} "
+                f"(epoch {self.current_epoch}); lower optim.lr, add optim.warmup_epochs or set "
+                "trainer.gradient_clip_val"
             )
         return loss
 

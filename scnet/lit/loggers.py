@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers import Logger
 
 from scnet.errors import ConfigError
 from scnet.secrets import redact
@@ -42,7 +42,9 @@ def resolve_wandb_mode(requested: str) -> str:
 def build_loggers(
     cfg: Mapping[str, Any], run_dir: Path, run_config: dict[str, Any]
 ) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+    from scnet.robust import appending_csv_logger  # metrics.csv survives a resume
+
+    loggers: list[Logger] = [appending_csv_logger(str(run_dir))]
     wandb_cfg = dict(cfg.get("wandb") or {})
     mode = resolve_wandb_mode(wandb_cfg.get("mode", "auto"))
     if mode == "disabled":
