@@ -127,33 +127,6 @@ def _check_shapes(path: Path, saved: Mapping[str, Any], model: Mapping[str, Any]
             )
 
 
-def atomic_checkpoint_io() -> Any:
-    """A Lightning CheckpointIO that writes ``x.ckpt.tmp`` and renames it over ``x.ckpt``.
-
-    Lightning writes checkpoints in place; a crash or a full disk mid-write would leave a
-    truncated ``last.ckpt`` and lose the resume point. With a rename, the previous checkpoint
-    survives until the new one is complete.
-    """
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(
-            self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
-        ) -> None:
-            target = Path(path)
-            if "://" in str(path):  # remote file systems: keep Lightning's behaviour
-                return super().save_checkpoint(checkpoint, path, storage_options)
-            tmp = target.with_name(target.name + ".tmp")
-            try:
-                super().save_checkpoint(checkpoint, tmp, storage_options)
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-
-    return AtomicCheckpointIO()
-
-
 # --------------------------------------------------------------------------- secrets
 def redact_hydra_dir(run_dir: Path, subdir: str = ".hydra") -> None:
     """Mask secrets in the YAML files Hydra wrote (config, overrides, hydra) in place.

@@ -24,7 +24,6 @@ from scnet.errors import ConfigError
 from scnet.lit.classifier import ClassifierModule
 from scnet.lit.loggers import build_loggers
 from scnet.models import count_parameters
-from scnet.robust import atomic_checkpoint_io
 from scnet.secrets import redact
 
 log = logging.getLogger("scnet")
@@ -106,9 +105,8 @@ def fit_and_test(
     )  # fmt: skip
     loggers = build_loggers(cfg.logger, run_dir, redact(to_container(cfg)))
     trainer = L.Trainer(
-        **trainer_kwargs(cfg), logger=loggers, callbacks=[checkpoint], default_root_dir=str(run_dir),
-        plugins=[atomic_checkpoint_io()],
-    )  # fmt: skip
+        **trainer_kwargs(cfg), logger=loggers, callbacks=[checkpoint], default_root_dir=str(run_dir)
+    )
     if cfg.get("ckpt_path"):
         trim_metrics(run_dir / "metrics.csv", checkpoint_epoch(cfg.ckpt_path))
     else:  # a fresh start in a reused (failed) run dir: no stale rows

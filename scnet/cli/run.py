@@ -94,6 +94,8 @@ def execute(
         return _failed(cfg, run_dir, module, started, err)
     result = {"status": "completed", "metrics": metrics}
     result.update(train.base_result(cfg, module, started))
+    if _global_rank() != 0:  # DDP: one process (rank 0) reports
+        return 0
     try:
         path = train.write_result(run_dir, result)
     except OSError as err:
@@ -103,6 +105,13 @@ def execute(
     )
     print(f"{PROG}: completed in {result['duration_s']:.1f}s  {summary}\n{PROG}: results in {path}")
     return 0
+
+
+def _global_rank() -> int:
+    """This process's rank under DDP (Lightning sets it once the trainer exists), else 0."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
 
 
 def _failed(cfg, run_dir: Path, module, started: float, err: BaseException) -> int:

@@ -52,14 +52,22 @@ class ClassifierModule(L.LightningModule):
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
         out = self(x)
+        # Under DDP only training is sharded (each process evaluates the whole val/test
+        # split), so only train metrics need averaging over processes; once per epoch.
+        sync = stage == "train"
         if self.task == "regression":
             loss = F.mse_loss(out, y)
-            self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+            self.log(
+                f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=sync
+            )
             return loss
         loss = F.cross_entropy(out, y)
         acc = (out.argmax(1) == y).float().mean()
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(
+            f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train",
+            sync_dist=sync,
+        )  # fmt: skip
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, sync_dist=sync)
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
