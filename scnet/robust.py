@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from scnet.errors import ConfigError, ScnetError
-from scnet.secrets import redact
+from scnet.secrets import redact, redact_text
 
 
 class StorageError(ScnetError):
@@ -191,3 +193,18 @@ def appending_csv_logger(save_dir: str) -> Any:
             return self._experiment
 
     return AppendingCSVLogger(save_dir=save_dir, name="", version="")
+
+
+@contextmanager
+def redacted_argv() -> Iterator[None]:
+    """``sys.argv`` with secrets masked, for libraries that record it (W&B's metadata does).
+
+    Only for the duration of the block: Lightning's DDP launcher re-runs ``sys.argv`` and
+    must see the real command.
+    """
+    saved = sys.argv
+    sys.argv = [saved[0], *(redact_text(a) for a in _redact_overrides(list(saved[1:])))]
+    try:
+        yield
+    finally:
+        sys.argv = saved

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -90,6 +91,15 @@ def check_run_options(cfg: DictConfig, module: ClassifierModule) -> None:
     optim.build_optimizer([p for p in module.parameters() if p.requires_grad], optim_cfg)
     optim.lr_factor(optim_cfg, 1, 1)  # unknown scheduler
     resolve_wandb_mode(str(cfg.logger.get("wandb", {}).get("mode", "auto")))
+    trainer_cfg = cfg.get("trainer", {})
+    on_cpu = trainer_cfg.get("accelerator") == "cpu" or (
+        trainer_cfg.get("accelerator") == "auto" and not torch.cuda.is_available()
+    )
+    if trainer_cfg.get("sync_batchnorm") and on_cpu:
+        raise ConfigError(
+            "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm is CUDA-only): set "
+            "trainer.sync_batchnorm=false on the CPU (batch statistics are then per process)"
+        )
     if cfg.get("test_ckpt", "last") not in ("last", "best"):
         raise ConfigError(f"test_ckpt={cfg.get('test_ckpt')!r} is invalid: choose last or best")
 

@@ -72,6 +72,12 @@ CASES = [
     ("bad_batch_size", ["data.batch_size=0"], 2, ["data.batch_size", ">= 1"]),
     ("bad_wandb_mode", ["logger.wandb.mode=sometimes"], 2, ["logger.wandb.mode", "offline"]),
     ("bad_test_ckpt", ["test_ckpt=middle"], 2, ["test_ckpt", "last or best"]),
+    (
+        "sync_batchnorm_on_cpu",
+        ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"],
+        2,
+        ["trainer.sync_batchnorm", "false"],
+    ),
     ("missing_dataset", ["data=cifar10", "data.root={out}/inputs/none"], 3, ["CIFAR-10"]),
     ("corrupt_dataset", ["data=cifar10", "data.root={out}/inputs/cifar"], 3, ["corrupt"]),
     ("missing_ckpt", ["ckpt_path={out}/inputs/nothing.ckpt"], 2, ["ckpt_path", "does not exist"]),

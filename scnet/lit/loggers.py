@@ -52,16 +52,19 @@ def build_loggers(
     from lightning.pytorch.loggers import WandbLogger  # imported lazily: wandb is slow to import
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    loggers.append(
-        WandbLogger(
-            project=wandb_cfg.get("project", "scnet"),
-            entity=wandb_cfg.get("entity"),
-            group=wandb_cfg.get("group"),
-            tags=list(wandb_cfg.get("tags") or []),
-            name=wandb_cfg.get("name"),
-            save_dir=str(run_dir),
-            mode=mode,
-            config=redact(run_config),
-        )
+    wandb_logger = WandbLogger(
+        project=wandb_cfg.get("project", "scnet"),
+        entity=wandb_cfg.get("entity"),
+        group=wandb_cfg.get("group"),
+        tags=list(wandb_cfg.get("tags") or []),
+        name=wandb_cfg.get("name"),
+        save_dir=str(run_dir),
+        mode=mode,
+        config=redact(run_config),
     )
+    from scnet.robust import redacted_argv
+
+    with redacted_argv():  # W&B records the command line when the run starts: no secrets
+        _ = wandb_logger.experiment
+    loggers.append(wandb_logger)
     return loggers
