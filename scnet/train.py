@@ -95,7 +95,8 @@ def check_run_options(cfg: DictConfig, module: ClassifierModule) -> None:
     on_cpu = trainer_cfg.get("accelerator") == "cpu" or (
         trainer_cfg.get("accelerator") == "auto" and not torch.cuda.is_available()
     )
-    if trainer_cfg.get("sync_batchnorm") and on_cpu:
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    if trainer_cfg.get("sync_batchnorm") and on_cpu and has_bn:
         raise ConfigError(
             "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm is CUDA-only): set "
             "trainer.sync_batchnorm=false on the CPU (batch statistics are then per process)"
