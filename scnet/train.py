@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -94,8 +95,32 @@ def prepare(cfg: DictConfig) -> tuple[Any, ClassifierModule]:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg, datamodule)  # config errors first: they are cheaper to fix
+    check_run_options(cfg, module)
     datamodule.setup("fit")  # a missing or corrupt dataset fails here, not mid-run
     return datamodule, module
+
+
+def check_run_options(cfg: DictConfig, module: ClassifierModule) -> None:
+    """Options otherwise read only once training has started: check them up front."""
+    from scnet.lit import optim
+    from scnet.lit.loggers import resolve_wandb_mode
+
+    optim_cfg = to_container(cfg.optim)
+    optim.build_optimizer([p for p in module.parameters() if p.requires_grad], optim_cfg)
+    optim.lr_factor(optim_cfg, 1, 1)  # unknown scheduler
+    resolve_wandb_mode(str(cfg.logger.get("wandb", {}).get("mode", "auto")))
+    trainer_cfg = cfg.get("trainer", {})
+    on_cpu = trainer_cfg.get("accelerator") == "cpu" or (
+        trainer_cfg.get("accelerator") == "auto" and not torch.cuda.is_available()
+    )
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    if trainer_cfg.get("sync_batchnorm") and on_cpu and has_bn:
+        raise ConfigError(
+            "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm is CUDA-only): set "
+            "trainer.sync_batchnorm=false on the CPU (batch statistics are then per process)"
+        )
+    if cfg.get("test_ckpt", "last") not in ("last", "best"):
+        raise ConfigError(f"test_ckpt={cfg.get('test_ckpt')!r} is invalid: choose last or best")
 
 
 def fit_and_test(
@@ -113,7 +138,20 @@ def fit_and_test(
     trainer = L.Trainer(
         **trainer_kwargs(cfg), logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if cfg.get("ckpt_path"):
+        trim_metrics(run_dir / "metrics.csv", checkpoint_epoch(cfg.ckpt_path))
+    else:  # a fresh start in a reused (failed) run dir: no stale rows
+        (run_dir / "metrics.csv").unlink(missing_ok=True)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except SystemExit:
+        # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; keep it an interrupt
+        # so the caller records it (result.json) instead of vanishing.
+        if trainer.interrupted:
+            raise KeyboardInterrupt(
+                f"Ctrl-C at epoch {trainer.current_epoch}, step {trainer.global_step}"
+            ) from None
+        raise
     metrics = scalar_metrics(trainer.callback_metrics)  # test() resets callback_metrics
     test_ckpt = cfg.get("test_ckpt", "last")
     if test_ckpt not in ("last", "best"):
@@ -128,6 +166,38 @@ def fit_and_test(
     for logger in loggers:
         logger.finalize("success")
     return metrics
+
+
+def checkpoint_epoch(path: str | Path) -> int:
+    """The epoch a Lightning checkpoint was saved in (its ``epoch`` entry)."""
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    return int(ckpt.get("epoch", 0))
+
+
+def trim_metrics(path: Path, last_epoch: int) -> None:
+    """Drop ``metrics.csv`` rows logged after the checkpoint being resumed from.
+
+    Rows of epochs the resumed run will redo would otherwise appear twice; earlier rows stay,
+    and the resumed run appends after them.
+    """
+    if not path.is_file():
+        return
+    import csv
+
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields, rows = reader.fieldnames or [], list(reader)
+    keep = [r for r in rows if not r.get("epoch") or int(float(r["epoch"])) <= last_epoch]
+    if len(keep) == len(rows):
+        return
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(keep)
+    os.replace(tmp, path)
 
 
 def scalar_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:

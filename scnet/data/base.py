@@ -84,8 +84,12 @@ class DeviceBatches:
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         epoch_source: Callable[[], int | None] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         _check_batch_size(batch_size, "batch_size")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank} is outside world_size={world_size}")
         self.device = torch.device(device)
         # .to() is a no-op when the data is already there, so callers may pre-place it.
         self.x = split.x.to(self.device)
@@ -97,43 +101,85 @@ class DeviceBatches:
         self.epoch = epoch
         self.epoch_source = epoch_source
         self.augment = augment
+        self.rank = rank
+        self.world_size = world_size
         self._mean = None if mean is None else torch.tensor(mean, device=self.device)
         self._std = None if std is None else torch.tensor(std, device=self.device)
 
+    @property
+    def global_batch_size(self) -> int:
+        """Samples per step over all processes: ``batch_size`` on each of ``world_size``."""
+        return self.batch_size * self.world_size
+
     def __len__(self) -> int:
-        n = len(self.x)
-        if self.drop_last:
-            return n // self.batch_size
-        return -(-n // self.batch_size)
+        n, size = len(self.x), self.global_batch_size
+        if self.drop_last or (self.world_size > 1 and n % size and n % size < self.world_size):
+            # Distributed: a last global batch too small to give every process a sample is
+            # dropped, since a process with no batch would hang the gradient all-reduce.
+            return n // size
+        return -(-n // size)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter()`` produce epoch ``epoch`` (e.g. after resuming)."""
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[Batch]:
+        if self.epoch_source is not None:
+            # Read the trainer's epoch at the first batch, not here: on resume Lightning
+            # creates the iterator before it restores the epoch counter (as DataLoader
+            # samplers, which also start lazily), so an eager read would replay epoch 0.
+            return self._lazy_epoch()
         # Seed and advance eagerly here, not inside the generator body, so the epoch counter
         # moves when iteration starts even if the consumer never pulls a batch.
-        external = self.epoch_source() if self.epoch_source is not None else None
+        return self._batches(self._next_generator(None))
+
+    def _next_generator(self, external: int | None) -> torch.Generator:
         epoch = self.epoch if external is None else external
-        generator = torch.Generator().manual_seed(self.seed + epoch)
         self.epoch = epoch + 1
-        return self._batches(generator)
+        return torch.Generator().manual_seed(self.seed + epoch)
+
+    def _lazy_epoch(self) -> Iterator[Batch]:
+        assert self.epoch_source is not None
+        yield from self._batches(self._next_generator(self.epoch_source()))
 
     def _batches(self, generator: torch.Generator) -> Iterator[Batch]:
         n = len(self.x)
         order = torch.randperm(n, generator=generator).to(self.device) if self.shuffle else None
         for b in range(len(self)):
-            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
-            if order is None:
-                xb, yb = self.x[lo:hi], self.y[lo:hi]
-            else:
-                idx = order[lo:hi]
-                xb, yb = self.x[idx], self.y[idx]
+            lo, hi = self._shard(b, n)
+            # With augmentation, draw it for the whole global batch and keep this process's
+            # share: the random draws then match a single process with the global batch
+            # (augmentation is cheap next to forward/backward).
+            full = self.augment is not None and self.world_size > 1
+            glo, ghi = self._shard_bounds(b, n) if full else (lo, hi)
+            index = slice(glo, ghi) if order is None else order[glo:ghi]
+            xb, yb = self.x[index], self.y[index]
             # Augment the raw (possibly uint8) pixels: cheaper, and zero padding then means a
             # black border, as in the standard recipe.
             if self.augment is not None:
                 xb = self.augment(xb, generator)
+            if full:
+                xb, yb = xb[lo - glo : hi - glo], yb[lo - glo : hi - glo]
             yield self._to_float(xb), yb
+
+    def _shard_bounds(self, b: int, n: int) -> tuple[int, int]:
+        """Global batch ``b``'s bounds in the epoch order."""
+        lo = b * self.global_batch_size
+        return lo, min(lo + self.global_batch_size, n)
+
+    def _shard(self, b: int, n: int) -> tuple[int, int]:
+        """This process's slice of global batch ``b``.
+
+        Every process draws the same permutation (same seed and epoch) and takes its
+        contiguous share of each global batch, so the union over processes is exactly the
+        batch one process would see with ``batch_size × world_size``: with equal shares and a
+        mean loss, DDP's averaged gradient equals the single-process gradient. A short last
+        batch is split as evenly as possible (``tensor_split`` rule).
+        """
+        lo, hi = self._shard_bounds(b, n)
+        base, extra = divmod(hi - lo, self.world_size)
+        start = lo + self.rank * base + min(self.rank, extra)
+        return start, start + base + (self.rank < extra)
 
     def _to_float(self, x: Tensor) -> Tensor:
         if x.dtype == torch.uint8:
@@ -241,6 +287,7 @@ class ArrayDataModule(L.LightningDataModule):
             mean=self.mean,
             std=self.std,
             epoch_source=self._trainer_epoch,
+            **self._distributed(),
         )
 
     def val_dataloader(self) -> DeviceBatches:
@@ -293,6 +340,18 @@ class ArrayDataModule(L.LightningDataModule):
         train = splits.train.subset(train_idx.sort().values)
         val = splits.train.subset(val_idx.sort().values)
         return ArraySplits(train, splits.test, val)
+
+    def _distributed(self) -> dict[str, int]:
+        """This process's rank and the number of processes (DDP), from the trainer.
+
+        Only training is sharded; validation and test run on the whole split in every
+        process, so metrics (and checkpoint decisions based on them) agree on all ranks
+        without a cross-process reduction.
+        """
+        trainer = self.trainer
+        if trainer is None:
+            return {"rank": 0, "world_size": 1}
+        return {"rank": int(trainer.global_rank), "world_size": int(trainer.world_size)}
 
     def _trainer_epoch(self) -> int | None:
         """The epoch being trained (restored on resume), or ``None`` without a trainer."""

@@ -67,14 +67,22 @@ class ClassifierModule(L.LightningModule):
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
         out = self(x)
+        # Under DDP only training is sharded (each process evaluates the whole val/test
+        # split), so only train metrics need averaging over processes; once per epoch.
+        sync = stage == "train"
         if self.task == "regression":
             loss = F.mse_loss(out, y)
-            self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+            self.log(
+                f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=sync
+            )
             return loss
         loss = F.cross_entropy(out, y)
         acc = (out.argmax(1) == y).float().mean()
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        self.log(
+            f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=stage != "train",
+            sync_dist=sync,
+        )  # fmt: skip
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True, sync_dist=sync)
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -82,7 +90,9 @@ class ClassifierModule(L.LightningModule):
         if not torch.isfinite(loss):
             # A NaN/inf loss never recovers; stop with a clear reason instead of training on.
             raise FloatingPointError(
-                f"non-finite training loss ({loss.item()}) at step {self.global_step}"
+                f"{'NaN' if torch.isnan(loss) else 'infinite'} loss at step {self.global_step} "
+                f"(epoch {self.current_epoch}); lower optim.lr, add optim.warmup_epochs or set "
+                "trainer.gradient_clip_val"
             )
         return loss
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers import Logger
 
 from scnet.errors import ConfigError
 from scnet.secrets import redact
@@ -42,7 +42,9 @@ def resolve_wandb_mode(requested: str) -> str:
 def build_loggers(
     cfg: Mapping[str, Any], run_dir: Path, run_config: dict[str, Any]
 ) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+    from scnet.robust import appending_csv_logger  # metrics.csv survives a resume
+
+    loggers: list[Logger] = [appending_csv_logger(str(run_dir))]
     wandb_cfg = dict(cfg.get("wandb") or {})
     mode = resolve_wandb_mode(wandb_cfg.get("mode", "auto"))
     if mode == "disabled":
@@ -50,16 +52,19 @@ def build_loggers(
     from lightning.pytorch.loggers import WandbLogger  # imported lazily: wandb is slow to import
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    loggers.append(
-        WandbLogger(
-            project=wandb_cfg.get("project", "scnet"),
-            entity=wandb_cfg.get("entity"),
-            group=wandb_cfg.get("group"),
-            tags=list(wandb_cfg.get("tags") or []),
-            name=wandb_cfg.get("name"),
-            save_dir=str(run_dir),
-            mode=mode,
-            config=redact(run_config),
-        )
+    wandb_logger = WandbLogger(
+        project=wandb_cfg.get("project", "scnet"),
+        entity=wandb_cfg.get("entity"),
+        group=wandb_cfg.get("group"),
+        tags=list(wandb_cfg.get("tags") or []),
+        name=wandb_cfg.get("name"),
+        save_dir=str(run_dir),
+        mode=mode,
+        config=redact(run_config),
     )
+    from scnet.robust import redacted_argv
+
+    with redacted_argv():  # W&B records the command line when the run starts: no secrets
+        _ = wandb_logger.experiment
+    loggers.append(wandb_logger)
     return loggers

@@ -50,8 +50,8 @@ def _check_explicit_shapes(connections: list[tuple[int, ...]], shapes: list[torc
                 f"sc.connections entry {list(pair)} is invalid: expected [rear, front]"
             )
         rear, front = pair
-        if not (1 <= front <= len(shapes) and 1 <= rear <= len(shapes)):
-            continue  # ShortCircuit reports the range error with the allowed values
+        if not (1 <= front <= len(shapes) and 1 <= rear <= len(shapes)) or front >= rear:
+            continue  # ShortCircuit reports range and order errors with the allowed values
         if shapes[rear - 1] != shapes[front - 1]:
             raise ValueError(
                 f"sc connection (rear={rear}, front={front}): shapes differ, tap {rear} outputs "

@@ -1,0 +1,210 @@
+"""Fault handling for single runs: unwritable or full disks, bad checkpoints, secrets on disk.
+
+Everything here runs before training (so a bad environment costs seconds, not an epoch) or
+wraps what training writes (so a crash never leaves a half-written checkpoint behind).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from scnet.errors import ConfigError, ScnetError
+from scnet.secrets import redact, redact_text
+
+
+class StorageError(ScnetError):
+    """The run dir cannot be written (read-only, no permission, disk full)."""
+
+    exit_code = 4
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def probe_write(folder: Path, size: int = 64 * 1024) -> None:
+    """Write and delete ``size`` bytes in ``folder``: raises ``OSError`` if that is impossible.
+
+    A real write (not ``os.access``) catches read-only mounts, ACLs and a full disk alike.
+    """
+    fd, name = tempfile.mkstemp(prefix=".scnet-probe-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(b"\0" * size)
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def check_writable(run_dir: Path, key: str = "hydra.run.dir") -> None:
+    """Fail before Hydra creates anything when ``run_dir`` (or where it would go) is unwritable."""
+    target = _nearest_existing(run_dir)
+    if not target.is_dir():
+        raise StorageError(
+            f"{key}={run_dir} cannot be created: {target} is a file, not a folder; "
+            f"pass {key}=<a writable folder>"
+        )
+    try:
+        probe_write(target)
+    except OSError as err:
+        raise StorageError(storage_message(err, run_dir, key)) from None
+
+
+def storage_message(err: OSError, where: Path | str, key: str = "hydra.run.dir") -> str:
+    """One line for an ``OSError`` met while writing run outputs, with the fix."""
+    if err.errno == errno.ENOSPC:
+        return (
+            f"no space left on device writing {err.filename or where}: free some space or pass "
+            f"{key}=<a folder on a disk with room>; a started run resumes from its "
+            "checkpoints/last.ckpt"
+        )
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (
+            f"{key}={where} is not writable ({os.strerror(err.errno)}): pass "
+            f"{key}=<a writable folder>"
+        )
+    return f"cannot write {err.filename or where}: {err.strerror or err}; check the disk"
+
+
+# --------------------------------------------------------------------------- checkpoints
+def check_checkpoint(path: str | Path, module: Any) -> None:
+    """Fail before training when ``path`` is unreadable or does not fit ``module``.
+
+    Reads the file once on the CPU (``mmap``: no full copy in memory) and compares every
+    tensor shape with the model's, so a wrong ``depth``/backbone is named precisely instead of
+    surfacing as Lightning's multi-line ``load_state_dict`` error mid-setup.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"ckpt_path={path} does not exist: pass a checkpoint file such as <run dir>/checkpoints/last.ckpt"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # corrupt zip, truncated pickle, not a torch file at all
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"ckpt_path={path} is not a readable checkpoint ({type(err).__name__}: {reason[:160]}); "
+            "it was left as is: resume from another checkpoint (e.g. checkpoints/best.ckpt) "
+            "or start afresh without ckpt_path"
+        ) from None
+    state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise ConfigError(
+            f"ckpt_path={path} is not a Lightning checkpoint (no state_dict): pass a file "
+            "written by scnet-run, such as <run dir>/checkpoints/last.ckpt"
+        )
+    _check_shapes(path, state, module.state_dict())
+
+
+def _check_shapes(path: Path, saved: Mapping[str, Any], model: Mapping[str, Any]) -> None:
+    missing = sorted(set(model) - set(saved))
+    extra = sorted(set(saved) - set(model))
+    hint = "resume with the same backbone, depth and data as the run that wrote it"
+    if missing or extra:
+        which = f"lacks {missing[0]}" if missing else f"has an unexpected {extra[0]}"
+        raise ConfigError(
+            f"ckpt_path={path} does not fit this model: it {which} "
+            f"({len(missing)} missing, {len(extra)} unexpected tensors); {hint}"
+        )
+    for key, tensor in model.items():
+        shape = tuple(getattr(saved[key], "shape", ()))
+        if shape != tuple(tensor.shape):
+            raise ConfigError(
+                f"ckpt_path={path} does not fit this model: {key} has shape {shape} in the "
+                f"checkpoint but {tuple(tensor.shape)} in the model; {hint}"
+            )
+
+
+# --------------------------------------------------------------------------- secrets
+def redact_hydra_dir(run_dir: Path, subdir: str = ".hydra") -> None:
+    """Mask secrets in the YAML files Hydra wrote (config, overrides, hydra) in place.
+
+    Hydra saves the overrides verbatim before our code runs; a ``+logger.wandb.api_key=…`` or a
+    storage URL with a password would otherwise sit on disk in plain text.
+    """
+    from omegaconf import OmegaConf
+
+    folder = run_dir / subdir
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*.yaml"):
+        data = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        clean = redact(_redact_overrides(data))
+        if clean != data:
+            OmegaConf.save(OmegaConf.create(clean), path)
+
+
+def _redact_overrides(value: Any) -> Any:
+    """``key=value`` strings (Hydra's override lists) with a secret-looking key are masked."""
+    if isinstance(value, list):
+        return [_redact_overrides(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_overrides(v) for k, v in value.items()}
+    if isinstance(value, str) and "=" in value:
+        key, rhs = value.split("=", 1)
+        masked = redact({key.lstrip("+~").rsplit(".", 1)[-1]: rhs})
+        return f"{key}={next(iter(masked.values()))}"
+    return value
+
+
+# --------------------------------------------------------------------------- metrics.csv
+def appending_csv_logger(save_dir: str) -> Any:
+    """Lightning's CSVLogger, except that an existing ``metrics.csv`` is appended to.
+
+    Lightning deletes ``metrics.csv`` when a logger starts in a non-empty folder, which would
+    erase the history of a resumed run; scnet instead trims rows after the resumed checkpoint
+    (``scnet.train.trim_metrics``) and appends.
+    """
+    import csv
+
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    class AppendingWriter(ExperimentWriter):
+        def __init__(self, log_dir: str) -> None:
+            super().__init__(log_dir)
+            if os.path.isfile(self.metrics_file_path):
+                with open(self.metrics_file_path, newline="") as handle:
+                    self.metrics_keys = sorted(next(csv.reader(handle), []))
+
+        def _check_log_dir_exists(self) -> None:  # never delete: see appending_csv_logger
+            return
+
+    class AppendingCSVLogger(CSVLogger):
+        @property
+        def experiment(self) -> Any:
+            if self._experiment is None:
+                self._fs.makedirs(self.root_dir, exist_ok=True)
+                self._experiment = AppendingWriter(log_dir=self.log_dir)
+            return self._experiment
+
+    return AppendingCSVLogger(save_dir=save_dir, name="", version="")
+
+
+@contextmanager
+def redacted_argv() -> Iterator[None]:
+    """``sys.argv`` with secrets masked, for libraries that record it (W&B's metadata does).
+
+    Only for the duration of the block: Lightning's DDP launcher re-runs ``sys.argv`` and
+    must see the real command.
+    """
+    saved = sys.argv
+    sys.argv = [saved[0], *(redact_text(a) for a in _redact_overrides(list(saved[1:])))]
+    try:
+        yield
+    finally:
+        sys.argv = saved

@@ -1,0 +1,182 @@
+"""Faults in a single run: interruption and exact resume, NaN loss, full or unwritable disks.
+
+All in-process through ``scnet.cli.run.main(argv)`` (one Lightning import for the file), on
+scikit-learn's digits with a tiny ResNet, deterministic on the CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import signal
+import stat
+from pathlib import Path
+
+import pytest
+import torch
+
+from scnet.cli.run import main
+from scnet.lit.classifier import ClassifierModule
+
+RUN = [
+    "experiment=demo",
+    "depth=8",
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=4",
+    "trainer.deterministic=true",
+    "trainer.enable_progress_bar=false",
+    "data.augment=true",  # the augmentation RNG must be restored too
+    "optim.scheduler=cosine",  # so must the LR schedule
+    "logger.wandb.mode=disabled",
+]
+
+
+@pytest.fixture(autouse=True)
+def _keep_sigint():
+    """Lightning ignores SIGINT after handling one; give pytest its handler back."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
+
+
+def result(run_dir: Path) -> dict:
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def state(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    return ckpt["state_dict"]
+
+
+def metric_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def interrupt_at_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Ctrl-C as the given epoch starts (after the previous epoch's checkpoint)."""
+    original = ClassifierModule.on_train_epoch_start
+
+    def hook(self: ClassifierModule) -> None:
+        if self.current_epoch == epoch:
+            raise KeyboardInterrupt
+        original(self)
+
+    monkeypatch.setattr(ClassifierModule, "on_train_epoch_start", hook)
+
+
+def test_interrupted_run_resumes_exactly(tmp_path: Path, monkeypatch, capsys) -> None:
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main([*RUN, f"hydra.run.dir={whole}"]) == 0
+
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 2)
+        assert main([*RUN, f"hydra.run.dir={split}"]) == 130
+    err = capsys.readouterr().err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("scnet-run: error:")]
+    assert "interrupted" in line and f"ckpt_path={split}/checkpoints/last.ckpt" in line
+    stopped = result(split)
+    assert stopped["status"] == "failed" and stopped["interrupted"] is True
+    assert "ckpt_path=" in stopped["error"]
+    ckpt = torch.load(split / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["epoch"] == 1  # the last completed epoch is kept for resuming
+
+    # Resume: the CLI maps the checkpoint to its run dir.
+    assert main([*RUN, f"ckpt_path={split}/checkpoints/last.ckpt"]) == 0
+    a, b = result(whole), result(split)
+    assert b["status"] == "completed"
+    for key in ("test/acc", "test/loss", "val/acc_best", "train/loss", "epochs", "steps"):
+        assert b["metrics"][key] == a["metrics"][key], key
+    sa, sb = state(whole), state(split)
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key  # bit-identical on the CPU
+    # metrics.csv keeps the first part and has each epoch once, as the uninterrupted run.
+    rows_a, rows_b = metric_rows(whole), metric_rows(split)
+    assert [r["epoch"] for r in rows_b] == [r["epoch"] for r in rows_a]
+    assert [r.get("train/loss") for r in rows_b] == [r.get("train/loss") for r in rows_a]
+    # The original config is kept; the resume's config sits beside it.
+    assert (split / ".hydra" / "config.yaml").is_file()
+    assert (split / ".hydra" / "resume-1" / "overrides.yaml").is_file()
+
+
+def test_nan_loss_fails_with_step_and_fix(tmp_path: Path, monkeypatch, capsys) -> None:
+    original = ClassifierModule._step
+
+    def nan_at_step_3(self, batch, stage):
+        loss = original(self, batch, stage)
+        return loss * float("nan") if stage == "train" and self.global_step == 3 else loss
+
+    monkeypatch.setattr(ClassifierModule, "_step", nan_at_step_3)
+    run_dir = tmp_path / "nan"
+    assert main([*RUN, f"hydra.run.dir={run_dir}"]) == 1
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert "NaN loss at step 3" in line and "optim.lr" in line
+    res = result(run_dir)
+    assert res["status"] == "failed" and "NaN loss at step 3" in res["error"]
+
+
+def _enospc_on_checkpoint_writes(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
+    """The disk fills up half-way through every checkpoint write after the first ``after``."""
+    from fsspec.implementations.local import LocalFileOpener
+
+    original = LocalFileOpener.write
+    seen = {"n": 0}
+
+    def write(self, data, *args, **kwargs):
+        if str(self.path).endswith(".ckpt"):
+            seen["n"] += 1
+            if seen["n"] > after:
+                original(self, data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        return original(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(LocalFileOpener, "write", write)
+
+
+def test_disk_full_mid_run_keeps_last_checkpoint(tmp_path: Path, monkeypatch, capsys) -> None:
+    run_dir = tmp_path / "full"
+    # Epoch 0 writes best.ckpt and last.ckpt; the disk is full from epoch 1 on.
+    _enospc_on_checkpoint_writes(monkeypatch, after=2)
+    assert main([*RUN, f"hydra.run.dir={run_dir}"]) == 4
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert "no space left on device" in line and "hydra.run.dir=" in line
+    assert result(run_dir)["status"] == "failed"
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["epoch"] == 0  # the earlier checkpoint survived intact
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
+def test_disk_full_before_start_is_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    from scnet import robust
+
+    def full(handle_dir: Path, size: int = 0) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(handle_dir))
+
+    monkeypatch.setattr(robust, "probe_write", full)
+    assert main([*RUN, f"hydra.run.dir={tmp_path / 'r'}"]) == 4
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("scnet-run: error: no space left on device")
+    assert not (tmp_path / "r").exists()
+
+
+def test_read_only_output_dir(tmp_path: Path, monkeypatch, capsys) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    if os.geteuid() == 0:  # root ignores permissions: make the kernel's answer explicit
+        from scnet import robust
+
+        def denied(*args, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied", str(locked))
+
+        monkeypatch.setattr(robust.tempfile, "mkstemp", denied)
+    try:
+        assert main([*RUN, f"hydra.run.dir={locked / 'run'}"]) == 4
+    finally:
+        locked.chmod(stat.S_IRWXU)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "is not writable" in line and "hydra.run.dir=" in line
+    assert list(locked.iterdir()) == []
