@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from scnet.cli.common import group_options
 from scnet.cli.run import main
 
 QUICK = [
@@ -135,7 +136,7 @@ def test_subprocess_unknown_backbone_one_line(tmp_path: Path) -> None:
     proc = _cli("backbone=vgg", f"hydra.run.dir={tmp_path / 'r'}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "scnet-run: error: backbone=vgg is unknown: choose one of fcn, resnet"
+        f"scnet-run: error: backbone=vgg is unknown: choose one of {', '.join(group_options('backbone'))}"
     ]
     assert not (tmp_path / "r").exists()
 

@@ -83,7 +83,11 @@ def _run(run_dir: Path, *overrides: str) -> None:
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={
+            **os.environ,
+            "WANDB_MODE": "offline",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        },
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
