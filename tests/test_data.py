@@ -436,3 +436,15 @@ def test_get_datamodule() -> None:
     assert isinstance(get_datamodule("digits", batch_size=4), DigitsDataModule)
     with pytest.raises(ConfigError, match="unknown dataset"):
         get_datamodule("imagenet")
+
+
+def test_val_size_fraction_scales_with_the_dataset():
+    """One recipe (He et al.'s 5k of 50k = 0.1) must fit small datasets too (issue 3's quick look)."""
+    from scnet.data.digits import DigitsDataModule
+
+    dm = DigitsDataModule(val_size=0.1)
+    dm.setup("fit")
+    assert dm.sizes["val"] == round(0.1 * 1437) and dm.sizes["train"] == 1437 - dm.sizes["val"]
+    for bad in (1.0, -0.5, 1.5, "x", True):
+        with pytest.raises(ConfigError, match="data.val_size"):
+            DigitsDataModule(val_size=bad).setup("fit")

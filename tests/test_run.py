@@ -81,7 +81,9 @@ def test_a_diverging_run_is_recorded_as_failed(tmp_path):
     assert proc.returncode == 1
     # Lightning's INFO lines may precede it; the error itself is the last line, one line.
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("scnet-run: error:") and "NaN loss at step" in last and "optim.lr" in last
+    assert (
+        last.startswith("scnet-run: error:") and "NaN loss at step" in last and "optim.lr" in last
+    )
     assert "Traceback" not in proc.stderr
     result = read_result(run_dir)
     assert result["status"] == "failed" and "NaN loss at step" in result["error"]

@@ -204,7 +204,8 @@ class ArrayDataModule(L.LightningDataModule):
     no normalization) and ``task`` (``"classification"`` or ``"regression"``). Optional:
     ``crop_padding``/``hflip`` (what ``augment=True`` does) and :meth:`download_data`.
 
-    Validation: with ``val_size > 0`` that many samples are held out of the training set by a
+    Validation: with ``val_size > 0`` that many samples (or, for ``0 < val_size < 1``, that
+    fraction of the training set) are held out of the training set by a
     permutation seeded with ``split_seed`` (fixed by default, independent of the run ``seed``,
     so every run of a sweep is scored on the same samples). With ``val_size == 0`` the source's
     own validation split is used if it has one, otherwise **validation uses the test set**.
@@ -223,7 +224,7 @@ class ArrayDataModule(L.LightningDataModule):
         self,
         batch_size: int = 128,
         eval_batch_size: int | None = None,
-        val_size: int = 0,
+        val_size: int | float = 0,
         augment: bool = False,
         seed: int = 0,
         root: str = "data",
@@ -320,21 +321,31 @@ class ArrayDataModule(L.LightningDataModule):
         _check_batch_size(self.batch_size, "batch_size")
         if self.eval_batch_size is not None:
             _check_batch_size(self.eval_batch_size, "eval_batch_size")
-        if isinstance(self.val_size, bool) or not isinstance(self.val_size, int):
-            raise ConfigError(f"data.val_size must be an integer >= 0, got {self.val_size!r}")
-        if self.val_size < 0:
-            raise ConfigError(f"data.val_size must be >= 0, got {self.val_size}")
+        size = self.val_size
+        is_count = isinstance(size, int) and not isinstance(size, bool) and size >= 0
+        is_fraction = isinstance(size, float) and 0 < size < 1
+        if not (is_count or is_fraction):
+            raise ConfigError(
+                f"data.val_size={size!r} is invalid: use a sample count >= 0 or a fraction in (0, 1)"
+            )
+
+    def _val_count(self, n_train: int) -> int:
+        """A fraction lets one recipe (e.g. He et al.'s 5k of 50k = 0.1) fit any dataset."""
+        if isinstance(self.val_size, float):
+            return max(1, round(self.val_size * n_train))
+        return self.val_size
 
     def _carve_val(self, splits: ArraySplits) -> ArraySplits:
-        if self.val_size == 0:
-            return ArraySplits(splits.train, splits.test, splits.val or splits.test)
         n = len(splits.train)
-        if self.val_size >= n:
+        count = self._val_count(n)
+        if count == 0:
+            return ArraySplits(splits.train, splits.test, splits.val or splits.test)
+        if count >= n:
             raise ConfigError(
                 f"data.val_size={self.val_size} leaves no training data ({n} training samples)"
             )
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
-        val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
+        val_idx, train_idx = perm[:count], perm[count:]
         # Sorting keeps the remaining samples in source order, which keeps memory access
         # regular and makes the split independent of how the permutation is consumed.
         train = splits.train.subset(train_idx.sort().values)

@@ -94,7 +94,7 @@ class CIFAR10DataModule(ArrayDataModule):
     """CIFAR-10: 50k train / 10k test 32x32 colour images, 10 classes.
 
     Files are read from ``root/cifar-10-batches-py/``. ``augment`` (on by default) is the
-    standard pad-4 random crop plus horizontal flip. ``val_size=5000`` gives He et al.'s
+    standard pad-4 random crop plus horizontal flip. ``val_size=5000`` (or ``0.1``) gives He et al.'s
     45k/5k split; the default 0 validates on the test set.
     """
 
@@ -110,7 +110,7 @@ class CIFAR10DataModule(ArrayDataModule):
         self,
         batch_size: int = 128,
         eval_batch_size: int | None = None,
-        val_size: int = 0,
+        val_size: int | float = 0,
         augment: bool = True,
         seed: int = 0,
         root: str = "data",
