@@ -106,7 +106,7 @@ def check_run_options(cfg: DictConfig, module: ClassifierModule) -> None:
     from scnet.lit.loggers import resolve_wandb_mode
 
     optim_cfg = to_container(cfg.optim)
-    optim.build_optimizer([p for p in module.parameters() if p.requires_grad], optim_cfg)
+    optim.build_optimizer(optim.param_groups(module, optim_cfg), optim_cfg)
     optim.lr_factor(optim_cfg, 1, 1)  # unknown scheduler
     resolve_wandb_mode(str(cfg.logger.get("wandb", {}).get("mode", "auto")))
     trainer_cfg = cfg.get("trainer", {})
