@@ -92,3 +92,24 @@ def test_bad_value_is_refused_before_training() -> None:
                                            "optim.decay_norm_and_bias=maybe"])  # fmt: skip
     with pytest.raises(ConfigError, match="optim.decay_norm_and_bias='maybe'"):
         train.prepare(cfg)
+
+
+def _compose(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from scnet.cli.common import CONF_DIR
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_learning_rates_live_in_presets_not_backbones() -> None:
+    """A backbone yaml's lr would silently carry over to ``optim=sgd``: none sets one."""
+    demo = _compose("experiment=mcqa_minilm", "data=dream")
+    assert (demo.backbone.name, demo.optim.name, demo.optim.lr) == ("minilm", "adamw", 5e-5)
+    assert demo.optim.decay_norm_and_bias is False and demo.sc.k == 4
+    assert _compose("backbone=minilm", "data=dream", "optim.lr=5e-5") == demo  # same run
+    assert _compose("backbone=minilm", "data=dream").optim.lr == 2e-5  # adamw.yaml's
+    assert _compose("backbone=minilm", "data=dream", "optim=sgd").optim.lr == 0.1  # sgd.yaml's
+    for path in (CONF.parent / "backbone").glob("*.yaml"):
+        assert "lr" not in (yaml.safe_load(path.read_text()).get("optim") or {}), path.name
