@@ -106,7 +106,7 @@ def check_run_options(cfg: DictConfig, module: ClassifierModule) -> None:
     from scnet.lit.loggers import resolve_wandb_mode
 
     optim_cfg = to_container(cfg.optim)
-    optim.build_optimizer([p for p in module.parameters() if p.requires_grad], optim_cfg)
+    optim.build_optimizer(optim.param_groups(module, optim_cfg), optim_cfg)
     optim.lr_factor(optim_cfg, 1, 1)  # unknown scheduler
     resolve_wandb_mode(str(cfg.logger.get("wandb", {}).get("mode", "auto")))
     trainer_cfg = cfg.get("trainer", {})
@@ -144,12 +144,15 @@ def fit_and_test(
         (run_dir / "metrics.csv").unlink(missing_ok=True)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    except SystemExit:
+    except SystemExit as exit_:
         # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; keep it an interrupt
-        # so the caller records it (result.json) instead of vanishing.
+        # so the caller records it (result.json) instead of vanishing. The KeyboardInterrupt
+        # Lightning caught is the exit's context: it says which signal (SIGTERM) if not Ctrl-C.
         if trainer.interrupted:
+            caught = exit_.__context__
+            what = str(caught) if isinstance(caught, KeyboardInterrupt) and str(caught) else ""
             raise KeyboardInterrupt(
-                f"Ctrl-C at epoch {trainer.current_epoch}, step {trainer.global_step}"
+                f"{what or 'Ctrl-C'} at epoch {trainer.current_epoch}, step {trainer.global_step}"
             ) from None
         raise
     metrics = scalar_metrics(trainer.callback_metrics)  # test() resets callback_metrics

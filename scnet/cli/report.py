@@ -23,7 +23,15 @@ from scnet.errors import ConfigError, ScnetError
 from scnet.sweep import spec as spec_mod
 
 PROG = "scnet-report"
-BUILDER_MODULES = ("scnet.report.tables", "scnet.report.figures")
+# Every module that registers a builder (gradients and nlp_tables were missing, so their
+# tables/figures were "unknown" to the CLI).
+BUILDER_MODULES = (
+    "scnet.report.tables",
+    "scnet.report.figures",
+    "scnet.report.gradients",
+    "scnet.report.gradient_methods",
+    "scnet.report.nlp_tables",
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -16,8 +16,9 @@ SCHEDULERS = ("multistep", "cosine", "constant", "linear")
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter], cfg: Mapping[str, Any]
+    params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], cfg: Mapping[str, Any]
 ) -> torch.optim.Optimizer:
+    """The optimizer over ``params`` (tensors, or groups whose own keys override ``cfg``)."""
     name = cfg.get("name", "sgd")
     lr = float(cfg.get("lr", 0.1))
     if not lr > 0:
@@ -70,9 +71,38 @@ def lr_factor(cfg: Mapping[str, Any], total_steps: int, steps_per_epoch: int):
     return factor
 
 
+def no_decay(name: str, param: torch.nn.Parameter) -> bool:
+    """Biases and normalisation weights (every ≤1-d parameter: LayerNorm/BatchNorm scale and
+    shift, biases), which BERT's recipe exempts from weight decay (Devlin et al.'s code:
+    ``["bias", "LayerNorm.weight"]``; by shape, so BatchNorm and other norms count too)."""
+    return param.ndim <= 1 or name.endswith(".bias")
+
+
+def param_groups(module: torch.nn.Module, cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Trainable parameters as optimizer groups.
+
+    ``optim.decay_norm_and_bias: true`` (the default; He et al.'s ResNet recipe and
+    pytorch_resnet_cifar10 decay every parameter, BatchNorm and biases included): one group.
+    ``false`` (``optim=adamw``, the BERT recipe): a second group with ``weight_decay: 0`` for
+    what ``no_decay`` picks.
+    """
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    decay_all = cfg.get("decay_norm_and_bias", True)
+    if not isinstance(decay_all, bool):
+        raise ConfigError(
+            f"optim.decay_norm_and_bias={decay_all!r} is invalid: choose one of true, false"
+        )
+    if decay_all:
+        return [{"params": [p for _, p in named]}]
+    decay = [p for n, p in named if not no_decay(n, p)]
+    exempt = [p for n, p in named if no_decay(n, p)]
+    groups = [{"params": decay}, {"params": exempt, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
 def configure(module: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """``configure_optimizers`` body shared by the Lightning modules (per-step schedule)."""
-    optimizer = build_optimizer([p for p in module.parameters() if p.requires_grad], cfg)
+    optimizer = build_optimizer(param_groups(module, cfg), cfg)
     trainer = module.trainer
     total_steps = int(trainer.estimated_stepping_batches)
     max_epochs = max(int(trainer.max_epochs or 1), 1)
