@@ -54,6 +54,7 @@ class _StepTimes(L.Callback):
 
 
 def one_run(dm: BenchCIFAR, enabled: bool, steps: int, run_dir: Path) -> _StepTimes:
+    run_dir.mkdir(parents=True, exist_ok=True)  # a run dir exists before training in scnet-run
     torch.manual_seed(0)
     module = ClassifierModule(
         CifarResNet(depth=20), {"enabled": False}, SGD_CFG, input_shape=(3, 32, 32)
