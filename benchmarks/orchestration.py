@@ -31,6 +31,21 @@ TRIVIAL = [
     "trainer.enable_progress_bar=false",
     "logger.wandb.mode=disabled",
 ]
+SWEEP = """\
+description: driver-overhead benchmark
+reproduces: nothing
+metric: test/acc
+direction: maximize
+sampler: grid
+base: [experiment=demo]
+seeds: {seeds}
+grid:
+  sc: ["on", "off"]
+report:
+  table: null
+  figures: []
+"""
+FAKE_RUNNER = REPO / "tests" / "sweep_fake_run.py"
 FIRST_STEP = re.compile(r"first training step ([0-9.]+)s after process start")
 
 
@@ -54,6 +69,46 @@ def one_trial(run_dir: Path) -> dict[str, float]:
         raise RuntimeError("the run did not log its first training step time")
     first = float(match.group(1))
     return {"wall_s": wall, "first_step_s": first, "after_first_step_s": wall - first}
+
+
+def sweep_wall(tmp: Path, n_seeds: int) -> float:
+    """Wall time of ``scnet-sweep`` over ``2 * n_seeds`` trials run by the fake runner.
+
+    The fake runner (tests/sweep_fake_run.py, FAKE_SLEEP=0) keeps the run-dir contract without
+    importing Lightning, so the wall time is the driver's own work (Optuna study, ask/tell,
+    spawning a Python process per trial, reading result.json, the CSV row) plus a bare
+    interpreter start per trial.
+    """
+    name = f"bench{n_seeds}"
+    (tmp / "sw").mkdir(exist_ok=True)
+    (tmp / "sw" / f"{name}.yaml").write_text(SWEEP.format(seeds=list(range(n_seeds))))
+    env = {**os.environ, "SCNET_SWEEP_RUNNER": str(FAKE_RUNNER), "FAKE_SLEEP": "0"}
+    env["PYTHONPATH"] = str(REPO)
+    cmd = [sys.executable, "-m", "scnet.cli.sweep", name, "--sweeps-dir", str(tmp / "sw"),
+           "--output-dir", str(tmp / "out"), "--no-progress"]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"sweep failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return wall
+
+
+def sweep_driver(small: int = 1, large: int = 5, rounds: int = 2) -> dict[str, Any]:
+    """Per-trial driver overhead = slope of sweep wall time over the number of trials."""
+    walls: dict[int, list[float]] = {small: [], large: []}
+    for r in range(rounds):  # small, large, small, large: drift hits both
+        for n in (small, large):
+            with tempfile.TemporaryDirectory(prefix=f"scnet-sweep-{r}-") as tmp:
+                walls[n].append(sweep_wall(Path(tmp), n))
+    per_trial = (median(walls[large]) - median(walls[small])) / (2 * (large - small))
+    return {
+        "method": "slope of scnet-sweep wall time, fake runner (FAKE_SLEEP=0), "
+        f"{2 * small} vs {2 * large} trials, medians of {rounds} alternating rounds",
+        "walls": {f"{2 * n} trials": w for n, w in walls.items()},
+        "per_trial_s": per_trial,
+        "fixed_s": median(walls[small]) - 2 * small * per_trial,
+    }
 
 
 def import_profile(module: str, top: int = 8) -> dict[str, Any]:
@@ -86,7 +141,8 @@ def run(trials: int = 3, quick: bool = False) -> dict[str, Any]:
         trials = 2
     with tempfile.TemporaryDirectory(prefix="scnet-bench-") as tmp:
         results = [one_trial(Path(tmp) / f"trial-{i}") for i in range(trials)]
-    imports = [import_profile(m) for m in ("lightning", "scnet.train")]
+    imports = [import_profile(m) for m in ("torch", "lightning", "scnet.train")]
+    driver = sweep_driver(rounds=1 if quick else 2)
     result = {
         "command": "python -m scnet.cli.run " + " ".join(TRIVIAL) + " hydra.run.dir=<tmp>",
         "trials": results,
@@ -94,8 +150,7 @@ def run(trials: int = 3, quick: bool = False) -> dict[str, Any]:
         "wall_s": median([r["wall_s"] for r in results]),
         "after_first_step_s": median([r["after_first_step_s"] for r in results]),
         "imports": imports,
-        "sweep_driver": "scnet-sweep not merged in this branch: its per-trial driver cost (Optuna "
-        "ask/tell, CSV row) is not measured; the process cost above is what each trial pays",
+        "sweep_driver": driver,
         "target_s": 2.0,
     }
     write("orchestration", result)

@@ -38,11 +38,13 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         for name, row in r["rows"].items():
             if name == "sc=off":
                 lines.append(
-                    f"{'SC ' + r['model'] + ' sc=off':<34}{row['step_s']:>10.3f} s/step {row['peak_mib']:>7.1f} MiB"
+                    f"{'SC ' + r['model'] + ' sc=off':<34}{row['step_s']:>10.3f} s/step {row['tensor_peak_mib']:>7.1f} MiB"
                 )
                 continue
+            lo, hi = row["time_ratio_min_max"]
             lines.append(
                 f"{'SC time   ' + name:<34}{row['time_ratio']:>27.3f}x  {_verdict(row['time_ratio'], 1.02)}"
+                f"  per-round {lo:.3f}-{hi:.3f}"
             )
             lines.append(
                 f"{'SC memory ' + name:<34}{row['memory_ratio']:>27.3f}x  {_verdict(row['memory_ratio'], 1.01)}"
@@ -67,8 +69,10 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
         lines.append(
             f"{'trivial trial, whole process':<34}{r['wall_s']:>26.2f}s  {_verdict(r['wall_s'], 2.0)}"
         )
-        lines.append(f"{'import lightning':<34}{r['imports'][0]['total_s']:>26.2f}s")
-        lines.append(f"{'import scnet.train':<34}{r['imports'][1]['total_s']:>26.2f}s")
+        for imp in r["imports"]:
+            lines.append(f"{'import ' + imp['module']:<34}{imp['total_s']:>26.2f}s")
+        d = r["sweep_driver"]["per_trial_s"]
+        lines.append(f"{'sweep driver per trial':<34}{d:>26.2f}s  {_verdict(d, 2.0)}")
     return lines
 
 
