@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from scnet.data.base import ArrayDataModule, ArraySplits, Split
+from scnet.data.base import ArraySplits, Split
+from scnet.data.cifar10 import CIFAR10DataModule
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -60,16 +61,8 @@ def cifar_like(n_train: int, n_test: int = 1000, seed: int = 0) -> tuple[ArraySp
     return splits, "random uint8 3x32x32, CIFAR-10-shaped (CIFAR-10 not on disk)"
 
 
-class BenchCIFAR(ArrayDataModule):
-    """CIFAR-10's shape, normalization and augmentation over given splits."""
-
-    name = "cifar10"
-    input_shape = (3, 32, 32)
-    num_classes = 10
-    mean = (0.4914, 0.4822, 0.4465)
-    std = (0.2470, 0.2435, 0.2616)
-    crop_padding = 4
-    hflip = True
+class BenchCIFAR(CIFAR10DataModule):
+    """CIFAR-10's shape, normalization and augmentation over given splits (no files needed)."""
 
     def __init__(self, splits: ArraySplits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
