@@ -29,7 +29,7 @@ on = args.get("sc", "on") == "on"
     "epoch,step,train/loss,val/acc\n0,1,2.0,\n0,1,,0.5\n1,2,1.0,\n1,2,,0.6\n"
 )
 if float(args.get("optim.lr", "0.1")) > 1e20:
-    error = "FloatingPointError: non-finite training loss (nan) at step 3"
+    error = "FloatingPointError: NaN loss at step 3 (epoch 0); lower optim.lr, add optim.warmup_epochs or set trainer.gradient_clip_val"
     result = {"status": "failed", "metrics": {}, "error": error, "seed": seed, "duration_s": sleep}
     (run_dir / "result.json").write_text(json.dumps(result))
     print(f"scnet-run: error: {error}", file=sys.stderr)

@@ -185,7 +185,7 @@ def test_grid_two_workers_failure_report_and_noop_rerun(tmp_path: Path) -> None:
     for r in rows:
         failing = float(r["optim.lr"]) > 1e20
         assert r["state"] == ("FAIL" if failing else "COMPLETE")
-        assert ("non-finite training loss" in r["error"]) == failing
+        assert ("NaN loss at step" in r["error"]) == failing
         assert bool(r["test/acc"]) != failing and Path(r["run_dir"]).is_dir()
     again = subprocess.run(cmd, env=fake_env(0.2), capture_output=True, text=True, timeout=120)
     assert again.returncode == 1
@@ -288,7 +288,7 @@ def test_real_sweep_on_digits_with_a_failing_trial(tmp_path: Path) -> None:
     assert "2 trials: 1 completed, 1 failed" in proc.stdout
     ok, bad = results(tmp_path, "tiny")
     assert ok["state"] == "COMPLETE" and 0.0 < float(ok["test/acc"]) <= 1.0
-    assert bad["state"] == "FAIL" and "non-finite training loss" in bad["error"]
+    assert bad["state"] == "FAIL" and "NaN loss at step 1" in bad["error"]
     run_dir = Path(ok["run_dir"])
     assert (run_dir / "metrics.csv").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     report = subprocess.run(
