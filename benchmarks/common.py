@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from torch import nn
 
@@ -105,3 +106,14 @@ def write(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def quiet_trainer(
+    callbacks: list[L.Callback], accelerator: str = "cpu", **kwargs: Any
+) -> L.Trainer:
+    """A Lightning Trainer with logging, checkpoints, progress and summary off: only training
+    is timed. ``kwargs`` set the run length (``max_steps``/``max_epochs``) and the like."""
+    return L.Trainer(
+        accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks, **kwargs,
+    )  # fmt: skip

@@ -19,7 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from benchmarks.common import BenchCIFAR, cifar_like, write
+from benchmarks.common import BenchCIFAR, cifar_like, quiet_trainer, write
 from benchmarks.framework import SGD_CFG
 from scnet.lit.classifier import ClassifierModule
 from scnet.models import CifarResNet
@@ -52,17 +52,7 @@ def run(depth: int = 20, n_train: int = FULL_TRAIN, n_test: int = FULL_TEST) -> 
     torch.manual_seed(0)
     module = ClassifierModule(CifarResNet(depth=depth), SC_ON, SGD_CFG, input_shape=(3, 32, 32))
     clock = _Clock()
-    trainer = L.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[clock],
-    )
+    trainer = quiet_trainer([clock], max_epochs=1, num_sanity_val_steps=0)
     trainer.fit(module, datamodule=dm)
     m = clock.marks
     train_s, val_s = m["val_start"] - m["train_start"], m["val_end"] - m["val_start"]

@@ -17,7 +17,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import BenchCIFAR, cifar_like, median, sgd, sync, write
+from benchmarks.common import BenchCIFAR, cifar_like, median, quiet_trainer, sgd, sync, write
 from scnet.data.base import DeviceBatches
 from scnet.lit.classifier import ClassifierModule
 from scnet.models import CifarResNet
@@ -52,17 +52,8 @@ def lightning_step_s(dm: BenchCIFAR, steps: int, warmup: int, accelerator: str) 
         CifarResNet(depth=20), {"enabled": False}, SGD_CFG, input_shape=(3, 32, 32)
     )
     clock = _StepClock(warmup)
-    trainer = L.Trainer(
-        max_steps=steps + warmup,
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[clock],
-        log_every_n_steps=10,
+    trainer = quiet_trainer(
+        [clock], accelerator, max_steps=steps + warmup, limit_val_batches=0, log_every_n_steps=10
     )
     trainer.fit(module, datamodule=dm)
     return (clock.end - clock.start) / clock.steps

@@ -22,7 +22,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from benchmarks.common import BenchCIFAR, cifar_like, median, write
+from benchmarks.common import BenchCIFAR, cifar_like, median, quiet_trainer, write
 from benchmarks.framework import SGD_CFG
 from scnet.lit.classifier import ClassifierModule
 from scnet.lit.grad_stats import GradStatsCallback
@@ -67,17 +67,7 @@ def one_run(dm: BenchCIFAR, enabled: bool, steps: int, run_dir: Path) -> _StepTi
     clock = _StepTimes(stats)
     # The clock goes last so its batch-end mark comes after every other callback's hooks.
     callbacks: list[L.Callback] = ([stats] if stats else []) + [clock]
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=callbacks,
-    )
+    trainer = quiet_trainer(callbacks, max_steps=steps, limit_val_batches=0)
     trainer.fit(module, datamodule=dm)
     return clock
 
