@@ -86,8 +86,8 @@ def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
 
 
 def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    kwargs = {k: v for k, v in to_container(cfg.trainer).items() if v is not None}
-    return kwargs
+    """``trainer`` config minus unset (null) keys, so Lightning's own defaults apply."""
+    return {k: v for k, v in to_container(cfg.trainer).items() if v is not None}
 
 
 def prepare(cfg: DictConfig) -> tuple[Any, ClassifierModule]:

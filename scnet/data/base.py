@@ -394,13 +394,18 @@ class ArrayDataModule(L.LightningDataModule):
 
 
 # --------------------------------------------------------------------------- downloads
-def file_md5(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex md5 of a file, read in chunks."""
-    digest = hashlib.md5()
+def file_digest(path: Path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
+    """Hex digest (any ``hashlib`` algorithm) of a file, read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    """Hex md5 of a file (the checksum the CIFAR-10 and MNIST releases publish)."""
+    return file_digest(path, "md5")
 
 
 def check_md5(path: Path, md5: str) -> None:

@@ -20,7 +20,6 @@ the longest sequence in the batch (DREAM dialogues are short, so this saves most
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import xml.etree.ElementTree as ET
@@ -310,14 +309,6 @@ class MCQADataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class DreamDataModule(MCQADataModule):
     """DREAM (dialogue-based MCQA, 3 options per question) from its GitHub release."""
 
@@ -342,7 +333,7 @@ class DreamDataModule(MCQADataModule):
             if dest.is_file():
                 continue
             base.download([self.base_url + name], dest, md5=None, what=f"DREAM {name}")
-            if _sha256(dest) != self.sha256[name]:
+            if base.file_digest(dest, "sha256") != self.sha256[name]:
                 log.warning("DREAM %s differs from the pinned release checksum", name)
 
 
