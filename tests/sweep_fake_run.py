@@ -3,8 +3,8 @@
 Selected with SCNET_SWEEP_RUNNER=<this file>. It honours the run-dir contract the engine relies
 on (result.json, checkpoints/last.ckpt, metrics.csv, exit code) without importing Lightning,
 and appends one line per invocation to ``<run dir>/invocations.log`` so tests can count runs.
-Behaviour: sleeps FAKE_SLEEP seconds (checkpointing halfway); ``optim.lr=1e30`` fails like a
-NaN loss does in scnet-run.
+Behaviour: sleeps FAKE_SLEEP seconds (checkpointing halfway), or FAKE_SLOW_SLEEP for the seed
+named by FAKE_SLOW_SEED; ``optim.lr=1e30`` fails like a NaN loss does in scnet-run.
 """
 
 import json
@@ -19,6 +19,8 @@ run_dir.mkdir(parents=True, exist_ok=True)
 with open(run_dir / "invocations.log", "a") as fh:
     fh.write(json.dumps({"pid": os.getpid(), "ckpt_path": args.get("ckpt_path")}) + "\n")
 sleep = float(os.environ.get("FAKE_SLEEP", "0"))
+if args.get("seed") == os.environ.get("FAKE_SLOW_SEED"):
+    sleep = float(os.environ["FAKE_SLOW_SLEEP"])
 time.sleep(sleep / 2)
 (run_dir / "checkpoints").mkdir(exist_ok=True)
 (run_dir / "checkpoints" / "last.ckpt").write_text("fake")

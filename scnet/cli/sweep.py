@@ -157,19 +157,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(study, ctx, results_path: Path, where: str) -> int:
-    from scnet.sweep.engine import latest_by_point
+    from scnet.sweep.engine import is_stale, latest_by_point
 
     latest = latest_by_point(study)
     by_state: dict[str, int] = {}
     for t in latest.values():
         by_state[t.state.name] = by_state.get(t.state.name, 0) + 1
     failed = by_state.get("FAIL", 0)
-    pending = ctx.spec.n_total - by_state.get("COMPLETE", 0) - by_state.get("PRUNED", 0) - failed
+    # This driver's workers have ended, so a RUNNING trial with a live heartbeat belongs to
+    # another driver (another node of the sweep), which reports it and exits 1 if it fails.
+    elsewhere = sum(
+        t.state.name == "RUNNING" and not is_stale(t, ctx.stale_after) for t in latest.values()
+    )
+    done = by_state.get("COMPLETE", 0) + by_state.get("PRUNED", 0) + failed
+    left = ctx.spec.n_total - done - elsewhere
     parts = [f"{by_state.get('COMPLETE', 0)} completed", f"{failed} failed"]
     if by_state.get("PRUNED"):
         parts.append(f"{by_state['PRUNED']} pruned")
-    if pending > 0:
-        parts.append(f"{pending} not finished (running elsewhere, or re-run this command)")
+    if elsewhere:
+        parts.append(f"{elsewhere} still running in another driver")
+    if left > 0:
+        parts.append(f"{left} not finished (re-run this command to resume)")
     print(f"{PROG}: {ctx.spec.name}: {ctx.spec.n_total} trials: {', '.join(parts)}")
     for point, t in sorted(latest.items()):
         if t.state.name == "FAIL":
@@ -183,7 +191,7 @@ def summary(study, ctx, results_path: Path, where: str) -> int:
     else:
         print(f"{PROG}: dashboard: optuna-dashboard '{url}'   (pip install optuna-dashboard)")
     print(f"{PROG}: report: scnet-report {ctx.spec.name}")
-    return 1 if failed or pending > 0 else 0
+    return 1 if failed or left > 0 else 0
 
 
 def main() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +41,34 @@ def rows(study, spec: SweepSpec) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def write_results(study, spec: SweepSpec, sweep_dir: Path) -> Path:
-    """Rewrite results.csv atomically (several workers may write it; the newest view wins)."""
-    columns, data = rows(study, spec)
+    """Rewrite results.csv atomically from the newest view of the study.
+
+    Several workers and drivers write it. The study is read *inside* an exclusive lock, so the
+    last writer always holds the newest view: without the lock a driver that read the study
+    just before another's final trial completed could replace the complete file with a stale
+    one (seen with three drivers on PostgreSQL).
+    """
     path = sweep_dir / RESULTS_FILE
-    tmp = sweep_dir / f".{RESULTS_FILE}.{os.getpid()}.tmp"
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in data:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    os.replace(tmp, path)
+    with _locked(sweep_dir / f".{RESULTS_FILE}.lock"):
+        columns, data = rows(study, spec)
+        tmp = sweep_dir / f".{RESULTS_FILE}.{os.getpid()}.tmp"
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            for row in data:
+                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        os.replace(tmp, path)
     return path
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (Linux NFS maps flock to POSIX locks, so it holds across
+    nodes; Lustre needs its ``flock`` mount option)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
