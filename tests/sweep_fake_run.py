@@ -3,8 +3,9 @@
 Selected with SCNET_SWEEP_RUNNER=<this file>. It honours the run-dir contract the engine relies
 on (result.json, checkpoints/last.ckpt, metrics.csv, exit code) without importing Lightning,
 and appends one line per invocation to ``<run dir>/invocations.log`` so tests can count runs.
-Behaviour: sleeps FAKE_SLEEP seconds (checkpointing halfway), or FAKE_SLOW_SLEEP for the seed
-named by FAKE_SLOW_SEED; ``optim.lr=1e30`` fails like a NaN loss does in scnet-run.
+Behaviour: sleeps FAKE_SLEEP seconds (checkpointing halfway); the seed named by FAKE_HOLD_SEED
+then waits until the file FAKE_HOLD_UNTIL exists (so a test can keep one trial running for as
+long as it needs); ``optim.lr=1e30`` fails like a NaN loss does in scnet-run.
 """
 
 import json
@@ -19,12 +20,14 @@ run_dir.mkdir(parents=True, exist_ok=True)
 with open(run_dir / "invocations.log", "a") as fh:
     fh.write(json.dumps({"pid": os.getpid(), "ckpt_path": args.get("ckpt_path")}) + "\n")
 sleep = float(os.environ.get("FAKE_SLEEP", "0"))
-if args.get("seed") == os.environ.get("FAKE_SLOW_SEED"):
-    sleep = float(os.environ["FAKE_SLOW_SLEEP"])
 time.sleep(sleep / 2)
 (run_dir / "checkpoints").mkdir(exist_ok=True)
 (run_dir / "checkpoints" / "last.ckpt").write_text("fake")
 time.sleep(sleep / 2)
+if args.get("seed") == os.environ.get("FAKE_HOLD_SEED"):
+    release = Path(os.environ["FAKE_HOLD_UNTIL"])
+    while not release.exists():
+        time.sleep(0.05)
 seed = int(args.get("seed", 0))
 on = args.get("sc", "on") == "on"
 (run_dir / "metrics.csv").write_text(

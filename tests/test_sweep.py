@@ -249,19 +249,28 @@ def _kill_and_resume(tmp_path: Path, cmd: list[str], env: dict[str, str], n: int
 
 
 def test_driver_that_ends_first_exits_0_while_another_runs(tmp_path: Path) -> None:
-    """Two drivers share a study; one trial is slow. The driver with nothing left to claim ends
-    while the other's trial still runs: that is not a failure (exit 0, CI bug of stop 8), and
-    results.csv ends complete whichever driver writes last."""
+    """Two drivers share a study. Driver A holds seed 1's trial running; driver B, started
+    then, finds nothing to claim and ends while A's trial runs: not a failure (exit 0; the CI
+    failure of stop 8). When A ends, results.csv is complete."""
     write_sweep(tmp_path / "sw", "two", '  sc: ["on"]', "[0, 1]")
-    env = {**fake_env(0.2), "FAKE_SLOW_SEED": "1", "FAKE_SLOW_SLEEP": "8"}
+    release = tmp_path / "release"
+    env = {**fake_env(0.1), "FAKE_HOLD_SEED": "1", "FAKE_HOLD_UNTIL": str(release)}
     cmd = sweep_cmd(tmp_path, "two")
-    drivers = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = [d.communicate(timeout=120)[0] for d in drivers]
-    assert [d.returncode for d in drivers] == [0, 0], outs
-    assert any("1 still running in another driver" in o for o in outs), outs
-    assert not any("not finished" in o for o in outs), outs
+    held = tmp_path / "out" / "sweeps" / "two" / "runs" / "trial-0001" / "invocations.log"
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        _wait(held.is_file, timeout=120)
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert "1 still running in another driver" in second.stdout, second.stdout
+        assert "not finished" not in second.stdout
+    finally:
+        release.touch()
+    out = first.communicate(timeout=120)[0]
+    assert first.returncode == 0, out
     rows = results(tmp_path, "two")
     assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"]
+    assert [len(invocations(Path(r["run_dir"]))) for r in rows] == [2, 2]  # each ran once
 
 
 def test_summary_separates_live_other_drivers_from_interrupted(tmp_path: Path) -> None:
