@@ -273,6 +273,39 @@ def test_driver_that_ends_first_exits_0_while_another_runs(tmp_path: Path) -> No
     assert [len(invocations(Path(r["run_dir"]))) for r in rows] == [2, 2]  # each ran once
 
 
+def test_trial_claimed_by_a_worker_killed_before_naming_itself_is_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 between the WAITING -> RUNNING claim and the ``worker`` attribute left a RUNNING
+    trial with no owner: the resumed sweep ended without it, and only a re-run after
+    ``--stale-after`` (180 s) recovered it (found under CPU load). Workers now wait for such a
+    trial and re-run it once it is ``CLAIM_GRACE_S`` old."""
+    write_sweep(tmp_path / "sw", "two", '  sc: ["on"]', "[0, 1]")
+    spec = spec_mod.load("two", tmp_path / "sw")
+    ctx = engine.Context(spec=spec, overrides=[], sweep_dir=tmp_path / "out", stale_after=600)
+    ctx.sweep_dir.mkdir(parents=True)
+    study = engine.open_study(ctx, create=True)
+    waiting = study.get_trials(states=(optuna_state("WAITING"),))
+    assert study._storage.set_trial_state_values(waiting[0]._trial_id, optuna_state("RUNNING"))
+    assert engine.is_unnamed(study.get_trials()[0]) and not engine.is_stale(
+        study.get_trials()[0], ctx.stale_after
+    )
+    monkeypatch.setattr(engine, "CLAIM_GRACE_S", 2.0)
+    monkeypatch.setattr(engine, "POLL_S", 0.2)
+    for key, value in fake_env(0.1).items():
+        monkeypatch.setenv(key, value)
+    engine.worker_main(ctx)  # runs the waiting trial, then waits for and re-runs the unnamed one
+    latest = engine.latest_by_point(study)
+    assert sorted(t.state.name for t in latest.values()) == ["COMPLETE", "COMPLETE"]
+    assert latest[0].user_attrs["attempt"] == 2
+
+
+def optuna_state(name: str):
+    from optuna.trial import TrialState
+
+    return TrialState[name]
+
+
 def test_summary_separates_live_other_drivers_from_interrupted(tmp_path: Path) -> None:
     """A RUNNING trial with a fresh heartbeat on another host is someone else's (exit 0); one
     whose heartbeat is stale was interrupted and needs a re-run (exit 1)."""

@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary(study, ctx, results_path: Path, where: str) -> int:
-    from scnet.sweep.engine import is_stale, latest_by_point
+    from scnet.sweep.engine import is_stale, is_unnamed, latest_by_point
 
     latest = latest_by_point(study)
     by_state: dict[str, int] = {}
@@ -167,7 +167,8 @@ def summary(study, ctx, results_path: Path, where: str) -> int:
     # This driver's workers have ended, so a RUNNING trial with a live heartbeat belongs to
     # another driver (another node of the sweep), which reports it and exits 1 if it fails.
     elsewhere = sum(
-        t.state.name == "RUNNING" and not is_stale(t, ctx.stale_after) for t in latest.values()
+        t.state.name == "RUNNING" and not is_unnamed(t) and not is_stale(t, ctx.stale_after)
+        for t in latest.values()
     )
     done = by_state.get("COMPLETE", 0) + by_state.get("PRUNED", 0) + failed
     left = ctx.spec.n_total - done - elsewhere

@@ -9,9 +9,11 @@ Exactly-once design (why not just ``study.optimize``):
   define and check the grid here.
 - Each trial carries a ``point`` (its grid index; for TPE its first trial number): its run dir
   is ``runs/trial-XXXX`` whatever the attempt.
-- A worker writes ``worker`` (host:pid:start time) and a ``heartbeat`` every few seconds
-  while its trial runs. A RUNNING trial whose worker is gone (same host, process dead) or whose
-  heartbeat is older than ``stale_after`` was interrupted: some process switches it to FAIL
+- A worker writes ``worker`` (host:pid:start time) right after its claim and a ``heartbeat``
+  every few seconds while its trial runs. A RUNNING trial whose worker is gone (same host,
+  process dead), whose heartbeat is older than ``stale_after``, or which is still unnamed
+  ``CLAIM_GRACE_S`` after its claim (killed between the claim and the name; workers wait for
+  such a trial rather than leave it behind) was interrupted: some process switches it to FAIL
   (atomic: exactly one wins, as in Optuna's own ``fail_stale_trials``) and the winner
   re-enqueues the same point, which then resumes from ``runs/trial-XXXX/checkpoints/last.ckpt``.
 - Ctrl-C leaves the running trials RUNNING, so they are re-run the same way.
@@ -41,6 +43,9 @@ from scnet.sweep.spec import SweepSpec, trial_overrides
 READY_ATTR = "scnet_ready"
 FINGERPRINT_ATTR = "scnet_fingerprint"
 POLL_S = 1.0
+# A claimer names itself on its trial right after the claim (milliseconds). A RUNNING trial
+# still unnamed after this long lost its claimer between the two writes (kill -9).
+CLAIM_GRACE_S = 30.0
 RUNNER_ENV = "SCNET_SWEEP_RUNNER"
 
 
@@ -204,7 +209,13 @@ def is_stale(trial, stale_after: float, now: float | None = None) -> bool:
     beat = trial.user_attrs.get("heartbeat")
     if beat is None and trial.datetime_start is not None:
         beat = trial.datetime_start.timestamp()
-    return beat is not None and (now or time.time()) - float(beat) > stale_after
+    limit = stale_after if owner else min(stale_after, CLAIM_GRACE_S)
+    return beat is not None and (now or time.time()) - float(beat) > limit
+
+
+def is_unnamed(trial) -> bool:
+    """RUNNING but its claimer has not named itself yet (just claimed, or died claiming)."""
+    return trial.state.name == "RUNNING" and "worker" not in trial.user_attrs
 
 
 def reclaim(study, ctx: Context) -> int:
@@ -224,8 +235,10 @@ def reclaim(study, ctx: Context) -> int:
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another process reclaimed it first
+        # A trial killed before it suggested has no params yet; its grid point is still in
+        # the enqueued fixed params (GridSampler refuses an enqueue that lacks any of them).
         study.enqueue_trial(
-            dict(t.params),
+            {**t.system_attrs.get("fixed_params", {}), **t.params},
             user_attrs={"point": point, "attempt": t.user_attrs.get("attempt", 1) + 1},
         )
         n += 1
@@ -244,10 +257,17 @@ def pop_waiting(study):
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
             if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                _name_owner(study, t._trial_id)
                 return optuna.trial.Trial(study, t._trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None
+
+
+def _name_owner(study, trial_id: int) -> None:
+    """Written first thing after a claim, so a killed worker's trial is recognised as such."""
+    for key, value in (("worker", worker_id()), ("heartbeat", time.time())):
+        study._storage.set_trial_user_attr(trial_id, key, value)
 
 
 def _suggest(trial, spec: SweepSpec, point: int) -> dict[str, Any]:
@@ -281,6 +301,7 @@ def next_trial(study, ctx: Context):
     trial = pop_waiting(study)
     if trial is None and ctx.spec.sampler == "tpe" and budget_left(study, ctx.spec):
         trial = study.ask()
+        _name_owner(study, trial._trial_id)
     return trial
 
 
@@ -292,6 +313,9 @@ def worker_main(ctx: Context) -> None:
             trial = next_trial(study, ctx)
             if trial is None:
                 if reclaim(study, ctx):
+                    continue
+                if any(is_unnamed(t) for t in latest_by_point(study).values()):
+                    time.sleep(POLL_S)  # named soon, or stale after CLAIM_GRACE_S: wait
                     continue
                 return
             run_trial(study, trial, ctx)
@@ -353,8 +377,6 @@ def run_trial(study, trial, ctx: Context) -> None:
         trial.set_user_attr("attempt", 1)
     params = _suggest(trial, ctx.spec, point)
     run_dir = (ctx.sweep_dir / "runs" / f"trial-{point:04d}").resolve()
-    for key, value in (("worker", worker_id()), ("heartbeat", time.time())):
-        trial.set_user_attr(key, value)
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("seed", params["seed"])
     result = _read_result(run_dir)
