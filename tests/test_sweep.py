@@ -222,10 +222,14 @@ def _kill_and_resume(tmp_path: Path, cmd: list[str], env: dict[str, str], n: int
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
     def mid_sweep() -> bool:
+        # Kill while a trial that started *after* another one finished is running (more run
+        # dirs than the 2 workers): it has a whole trial ahead, so the kill surely lands in
+        # flight. The two first trials run side by side and may finish a moment apart, which
+        # under CPU load made "one done, one still running" a race.
         logs = [invocations(d) for d in runs.glob("trial-*")]
         done = sum(any(x.get("done") for x in log) for log in logs)
         started = sum(bool(log) and not any(x.get("done") for x in log) for log in logs)
-        return done >= 1 and started >= 1
+        return done >= 1 and started >= 1 and sum(bool(log) for log in logs) > 2
 
     _wait(mid_sweep, timeout=300)
     os.kill(driver.pid, signal.SIGKILL)  # kill -9 of the driver ...
