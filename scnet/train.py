@@ -129,12 +129,19 @@ def fit_and_test(
     monitor = "val/loss" if module.task == "regression" else "val/acc"
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best", monitor=monitor,
-        mode="min" if module.task == "regression" else "max", save_last=True, save_top_k=1,
+        mode="min" if module.task == "regression" else "max", save_top_k=1,
         auto_insert_metric_name=False, enable_version_counter=False,
+    )  # fmt: skip
+    # last.ckpt from its own callback: Lightning >= 2.5 writes save_last=True's copy only in
+    # epochs where the best improved, so a run whose val/acc had plateaued resumed from its
+    # best epoch, not its last. Saved after validation, like best, so val/acc_best is in it.
+    last = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+        save_on_train_epoch_end=False, enable_version_counter=False,
     )  # fmt: skip
     loggers = build_loggers(cfg.logger, run_dir, redact(to_container(cfg)))
     # grad stats, max-norm projection, fixed-point metrics, first-step timing
-    callbacks = [checkpoint, FirstStepTimer(), *extra_callbacks(cfg, run_dir, module)]
+    callbacks = [checkpoint, last, FirstStepTimer(), *extra_callbacks(cfg, run_dir, module)]
     trainer = L.Trainer(
         **trainer_kwargs(cfg), logger=loggers, callbacks=callbacks, default_root_dir=str(run_dir)
     )

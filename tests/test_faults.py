@@ -102,6 +102,30 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path, monkeypatch, capsys) ->
     assert (split / ".hydra" / "resume-1" / "overrides.yaml").is_file()
 
 
+def test_last_checkpoint_is_the_last_epoch_when_val_acc_has_plateaued(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Lightning >= 2.5 writes ``save_last``'s last.ckpt only in epochs where the best improved:
+    a run whose val/acc had stopped improving resumed from its best epoch, not its last (seen
+    in a 30-epoch PlainNet sweep). A frozen model (lr 1e-12, no BN) never improves after
+    epoch 0; interrupted as epoch 2 starts, last.ckpt must hold epoch 1, best.ckpt epoch 0."""
+    run_dir = tmp_path / "flat"
+    frozen = [
+        "backbone=fcn", "depth=3", "data=digits", "sc=off", "optim.lr=1e-12",
+        "trainer.max_epochs=3", "trainer.limit_train_batches=4",
+        "trainer.enable_progress_bar=false", "logger.wandb.mode=disabled",
+        f"hydra.run.dir={run_dir}",
+    ]  # fmt: skip
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 2)
+        assert main(frozen) == 130
+    load = lambda name: torch.load(run_dir / "checkpoints" / name, weights_only=False)  # noqa: E731
+    assert load("best.ckpt")["epoch"] == 0
+    assert load("last.ckpt")["epoch"] == 1
+    assert main([*frozen[:-1], f"ckpt_path={run_dir}/checkpoints/last.ckpt"]) == 0
+    assert result(run_dir)["metrics"]["epochs"] == 3 and load("last.ckpt")["epoch"] == 2
+
+
 def test_nan_loss_fails_with_step_and_fix(tmp_path: Path, monkeypatch, capsys) -> None:
     original = ClassifierModule._step
 
