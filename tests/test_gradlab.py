@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from scnet.data.sequences import AddingDataModule, SequentialDigitsDataModule
 from scnet.data.usps import USPSDataModule
 from scnet.errors import DataError
+from scnet.lit.condition import condition_numbers
 from scnet.lit.grad_stats import GRAD_STATS_FILE, GradStatsCallback, build_grad_stats
 from scnet.lit.short_circuit import install_short_circuit
 from scnet.models import tap_shapes
@@ -30,7 +31,7 @@ from scnet.models.fixedpoint import (
 )
 from scnet.models.highway import Highway
 from scnet.models.lstm import LSTMNet
-from scnet.models.plainnet import PlainNet, condition_numbers
+from scnet.models.plainnet import PlainNet
 from scnet.models.residual_mlp import ResidualMLP
 from scnet.report import gradients
 from scnet.report.registry import FIGURES

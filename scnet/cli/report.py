@@ -31,6 +31,7 @@ BUILDER_MODULES = (
     "scnet.report.gradients",
     "scnet.report.gradient_methods",
     "scnet.report.nlp_tables",
+    "scnet.report.plainnet",
 )
 
 

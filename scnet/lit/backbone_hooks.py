@@ -41,9 +41,11 @@ def needs_backbone_hooks(backbone: Any) -> bool:
 
 def extra_callbacks(cfg: Any, run_dir: Any, module: Any) -> list[L.Callback]:
     """Callbacks beyond checkpointing that a run's config and backbone ask for."""
+    from scnet.lit.condition import build_condition
     from scnet.lit.grad_stats import build_grad_stats
 
     callbacks: list[L.Callback] = build_grad_stats(cfg.get("grad_stats"), run_dir)
+    callbacks += build_condition(cfg.get("condition"), run_dir)
     if needs_backbone_hooks(getattr(module, "backbone", module)):
         callbacks.append(BackboneHooks())
     return callbacks

@@ -13,8 +13,9 @@ global-average-pools first). The three components of their recipe are switches:
 * ``init: uniform``: weights from ``U[−√(6/n_in), √(6/n_in)]`` (their Eq. 3), biases 0;
   ``init: default`` keeps PyTorch's.
 
-:func:`condition_numbers` is their diagnostic of near-singular hidden representations:
-the condition number σ_max/σ_min of each layer's (samples × units) activation matrix.
+Their diagnostic of near-singular hidden representations, the condition number of each
+layer's (samples × units) activation matrix, is ``condition.enabled=true``
+(:mod:`scnet.lit.condition`), which reads :meth:`PlainNet.hidden`.
 Taps: every Linear/Conv (pre-activations).
 """
 
@@ -99,25 +100,6 @@ class PlainNet(nn.Module):
 
     def sc_taps(self) -> list[nn.Module]:
         return [*self.layers, self.head]
-
-
-@torch.no_grad()
-def condition_numbers(model: PlainNet, x: torch.Tensor) -> list[float]:
-    """σ_max / σ_min of each hidden layer's (samples × units) activation matrix, eval mode.
-
-    A conv layer's map is flattened to one row per sample. ``inf`` when the matrix is rank
-    deficient (e.g. dead units), which is exactly the near-singularity the paper reports.
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        values = []
-        for h in model.hidden(x):
-            s = torch.linalg.svdvals(h.flatten(1).double())
-            values.append(float(s[0] / s[-1]) if s[-1] > 0 else math.inf)
-        return values
-    finally:
-        model.train(was_training)
 
 
 def _uniform_init(module: nn.Module) -> None:

@@ -32,6 +32,13 @@ TABLE4_MCSCRIPT: dict[str, tuple[float | None, float | None]] = {
     "BERT-large": (None, 88.7), "SCBERT-large": (88.9, 89.2),
     "RoBERTa-large": (93.76, 94.0), "SCRoBERTa-large": (94.8, 94.7),
 }  # fmt: skip
+# Seed 003 (Oyedotun et al.), Table 1: 100-layer PlainNet on USPS, (train, test) error (%) by
+# the recipe's components present. They report no row without any component.
+SEED003_TABLE1: dict[str, tuple[float, float]] = {
+    "BN": (84.56, 83.21), "LReLU": (92.37, 92.03), "max-norm": (86.22, 86.85),
+    "BN + LReLU": (78.38, 79.52), "BN + max-norm": (82.90, 81.86),
+    "LReLU + max-norm": (83.62, 82.11), "BN + LReLU + max-norm": (0.11, 5.48),
+}  # fmt: skip
 # Section 5.4 (qualitative): what the paper reports as best.
 SECTION_5_4 = {
     "sc.weight": "0.2 best of 0.1 / 0.2 / 0.5",
