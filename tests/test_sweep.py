@@ -171,6 +171,22 @@ def test_command_and_stale_detection(tmp_path: Path) -> None:
     assert engine.is_stale(T, stale_after=100)
 
 
+def test_trials_share_the_cores_between_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N concurrent trials each get cores // N intra-op threads (oversubscribed OpenMP pools
+    made two CPU trials ~20x slower); a user's OMP_NUM_THREADS is kept."""
+    spec = spec_mod.load("tiny", write_sweep(tmp_path, "tiny", '  sc: ["on"]').parent)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    for workers, want in ((1, "8"), (2, "4"), (3, "2"), (16, "1")):
+        ctx = engine.Context(spec=spec, overrides=[], sweep_dir=tmp_path, workers=workers)
+        assert engine.trial_env(ctx)["OMP_NUM_THREADS"] == want, workers
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    ctx = engine.Context(spec=spec, overrides=[], sweep_dir=tmp_path, workers=2)
+    assert engine.trial_env(ctx)["OMP_NUM_THREADS"] == "3"
+
+
 # ----------------------------------------------------------------------------- engine (fake runs)
 
 

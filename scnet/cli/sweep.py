@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     ctx = engine.Context(
         spec=spec, overrides=list(args.overrides), sweep_dir=sweep_dir, storage_url=args.storage,
-        stale_after=args.stale_after, gpus=gpu_slots(args.gpus_per_trial),
+        stale_after=args.stale_after, gpus=gpu_slots(args.gpus_per_trial), workers=args.workers,
     )  # fmt: skip
     study = engine.open_study(ctx, create=True)
     engine.reclaim(study, ctx)

@@ -60,6 +60,7 @@ class Context:
     stale_after: float = 180.0
     gpus: list[str] = field(default_factory=list)
     worker_index: int = 0
+    workers: int = 1
 
     @property
     def heartbeat_s(self) -> float:
@@ -360,10 +361,19 @@ class _Heartbeat(threading.Thread):
                 self.study._storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
 
 
-def _gpu_env(ctx: Context) -> dict[str, str]:
+def trial_env(ctx: Context) -> dict[str, str]:
+    """The trial's environment: its GPU, and its share of this machine's CPU cores.
+
+    Each trial is a separate torch process whose intra-op pool defaults to every core, so N
+    concurrent trials oversubscribe the cores N-fold and their OpenMP threads spin against
+    each other: two 100-layer PlainNet runs on 2 cores took 97 s each side by side with 2
+    threads, 4.5 s with 1 (BENCHMARKS.md). ``OMP_NUM_THREADS`` set by the user wins.
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if ctx.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ctx.gpus[ctx.worker_index % len(ctx.gpus)]
+    if "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // max(1, ctx.workers)))
     return env
 
 
@@ -424,7 +434,7 @@ def _execute(trial, ctx: Context, params: dict[str, Any], point: int, run_dir: P
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(cmd)}\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_gpu_env(ctx))
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=trial_env(ctx))
         pruned = False
         try:
             while proc.poll() is None:
