@@ -51,6 +51,7 @@ def test_backbones_without_hidden_use_their_taps() -> None:
 
 
 def test_dead_layer_is_capped_as_singular() -> None:
+    torch.manual_seed(0)
     model = PlainNet(depth=4, width=8, batch_norm=False, beta=0.0, input_shape=(1, 4, 4))
     with torch.no_grad():
         model.layers[1].weight.zero_()
