@@ -7,8 +7,9 @@
     scnet-sweep table2 --dry-run                        # list the trials
 
 Re-running the same command resumes: completed trials are kept, interrupted ones re-run
-(from their last checkpoint). Exit codes: 0 every trial completed; 1 some trials failed (or
-are still running elsewhere); 2 bad input (one line).
+(from their last checkpoint). Exit codes: 0 every trial completed, or is still running in
+another driver that shares the study; 1 some trials failed or were interrupted (re-run to
+resume them); 2 bad input (one line).
 """
 
 from __future__ import annotations
