@@ -28,7 +28,7 @@ import pandas as pd
 from scnet.report import tables
 from scnet.report.gradients import STATS, run_config
 from scnet.report.registry import register_table
-from scnet.report.tables import MISSING, _key, display, summarize, to_markdown
+from scnet.report.tables import MISSING, _key, display, mean_std, summarize, to_markdown
 
 NAME = "gradient_methods"
 RATIOS = {"w_grad_norm": "‖∂J/∂W‖ first/last", "out_grad_norm": "‖∂J/∂Z‖ first/last"}
@@ -108,16 +108,6 @@ def build(results: pd.DataFrame, sweep_dir: Path) -> tuple[pd.DataFrame, list[st
     return table, sorted(setups), notes
 
 
-def _pm(mean: Any, std: Any, digits: int) -> str:
-    if mean is None or pd.isna(mean):
-        return MISSING
-    return (
-        f"{mean:.{digits}f}"
-        if std is None or pd.isna(std)
-        else f"{mean:.{digits}f} ± {std:.{digits}f}"
-    )
-
-
 def _sci(value: Any) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.3g}"
 
@@ -131,7 +121,7 @@ def render(table: pd.DataFrame, metric: str) -> tuple[list[str], list[list[str]]
     cells = [[c for i, c in enumerate(row) if i not in drop] for row in cells]
     header += ["time (s) mean ± std", *(f"{label} (geo. mean)" for label in RATIOS.values())]
     for row, (_, r) in zip(cells, table.iterrows(), strict=True):
-        row.append(_pm(r.get("time_mean_s"), r.get("time_std_s"), 1))
+        row.append(mean_std(r.get("time_mean_s"), r.get("time_std_s"), 1))
         row += [_sci(r[f"{column}_ratio"]) for column in RATIOS]
     return header, cells
 

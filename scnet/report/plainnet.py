@@ -23,11 +23,12 @@ from typing import Any
 
 import pandas as pd
 
+from scnet.errors import ConfigError
 from scnet.report import paper, tables
 from scnet.report.gradient_methods import _run_dir
 from scnet.report.gradients import run_config
 from scnet.report.registry import register_figure, register_table
-from scnet.report.tables import MISSING, to_markdown
+from scnet.report.tables import MISSING, mean_std, to_markdown
 
 NAME = "plainnet_table1"
 FIGURE = "condition_per_layer"
@@ -64,8 +65,6 @@ def _number(value: Any) -> float:
 def _check_keys(results: pd.DataFrame) -> None:
     missing = [k for k in KEYS if k not in results]
     if missing:
-        from scnet.errors import ConfigError
-
         raise ConfigError(f"report {NAME} needs the grid keys {', '.join(KEYS)}; "
                           f"results.csv lacks {', '.join(missing)}")  # fmt: skip
 
@@ -75,15 +74,6 @@ def _labelled(results: pd.DataFrame) -> pd.DataFrame:
     out = results.copy()
     out["components"] = [components(dict(r)) for _, r in results[list(KEYS)].iterrows()]
     return out
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return MISSING
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return f"{mean:.2f}"
-    return f"{mean:.2f} ± {pd.Series(values).std(ddof=1):.2f}"
 
 
 def _median(values: list[float]) -> float | None:
@@ -105,7 +95,6 @@ def build(results: pd.DataFrame) -> pd.DataFrame:
             vals = [100.0 - 100.0 * float(v) for v in runs.get(col, []) if pd.notna(v)]
             row[f"{name}_mean"] = sum(vals) / len(vals) if vals else None
             row[f"{name}_std"] = pd.Series(vals).std(ddof=1) if len(vals) > 1 else None
-            row[f"{name}_values"] = vals
         for col in COND_COLUMNS:
             row[col] = _median([float(v) for v in runs.get(col, []) if pd.notna(v)])
         ref = paper.SEED003_TABLE1.get(label)
@@ -120,7 +109,8 @@ def render(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     cells = []
     for _, r in table.iterrows():
         cells.append([
-            r["components"], _mean_std(r["train_error_values"]), _mean_std(r["test_error_values"]),
+            r["components"], mean_std(r["train_error_mean"], r["train_error_std"]),
+            mean_std(r["test_error_mean"], r["test_error_std"]),
             str(int(r["n"])), str(int(r["failed"])), tables._fmt(r["paper_train_error"]),
             tables._fmt(r["paper_test_error"]), *(tables._fmt(r[c]) for c in COND_COLUMNS),
         ])  # fmt: skip
@@ -157,9 +147,7 @@ def plainnet_table1(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> li
     paths = [out_dir / f"{NAME}.{ext}" for ext in ("md", "csv", "tex")]
     body = to_markdown(header, cells) + "".join(f"\n- {n}" for n in notes) + "\n"
     paths[0].write_text(f"# {caption}\n\n{body}")
-    table.drop(columns=[c for c in table.columns if c.endswith("_values")]).to_csv(
-        paths[1], index=False
-    )
+    table.to_csv(paths[1], index=False)
     paths[2].write_text(tables.to_latex(header, cells, caption).replace("κ", r"$\kappa$"))
     return paths
 

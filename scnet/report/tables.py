@@ -102,6 +102,15 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def mean_std(mean: Any, std: Any, digits: int = 2) -> str:
+    """``mean ± std``; the mean alone when std is unknown (n = 1); ``missing`` without a mean."""
+    if mean is None or pd.isna(mean):
+        return MISSING
+    if std is None or pd.isna(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def display(table: pd.DataFrame, metric: str) -> tuple[list[str], list[list[str]]]:
     """Human-readable cells: ``mean ± std``, ``missing`` for empty cells, ``–`` for none."""
     keys = [c for c in table.columns if c not in
@@ -111,12 +120,7 @@ def display(table: pd.DataFrame, metric: str) -> tuple[list[str], list[list[str]
               "Welch t vs baseline", "p"]  # fmt: skip
     cells = []
     for _, r in table.iterrows():
-        if r["n"] == 0:
-            value = MISSING
-        elif r["std"] is None or pd.isna(r["std"]):
-            value = f"{r['mean']:.2f}"
-        else:
-            value = f"{r['mean']:.2f} ± {r['std']:.2f}"
+        value = MISSING if r["n"] == 0 else mean_std(r["mean"], r["std"])
         delta = _fmt(r["delta"])
         if delta != "–" and r["delta"] > 0:
             delta = "+" + delta
