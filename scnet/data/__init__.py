@@ -17,6 +17,7 @@ from scnet.data.base import ArrayDataModule, ArraySplits, DeviceBatches, Split
 from scnet.data.cifar10 import CIFAR10DataModule
 from scnet.data.digits import DigitsDataModule
 from scnet.data.mnist import MNISTDataModule
+from scnet.data.mnist1d import MNIST1DDataModule
 from scnet.data.synthetic import SyntheticDataModule
 from scnet.errors import ConfigError
 
@@ -24,6 +25,7 @@ from scnet.errors import ConfigError
 DATAMODULES: dict[str, type[ArrayDataModule]] = {
     "cifar10": CIFAR10DataModule,
     "mnist": MNISTDataModule,
+    "mnist1d": MNIST1DDataModule,
     "digits": DigitsDataModule,
     "synthetic": SyntheticDataModule,
 }
@@ -47,6 +49,7 @@ __all__ = [
     "CIFAR10DataModule",
     "DeviceBatches",
     "DigitsDataModule",
+    "MNIST1DDataModule",
     "MNISTDataModule",
     "Split",
     "SyntheticDataModule",
