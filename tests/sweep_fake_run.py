@@ -6,10 +6,17 @@ and appends one line per invocation to ``<run dir>/invocations.log`` so tests ca
 Behaviour: sleeps FAKE_SLEEP seconds (checkpointing halfway); the seed named by FAKE_HOLD_SEED
 then waits until the file FAKE_HOLD_UNTIL exists (so a test can keep one trial running for as
 long as it needs); ``optim.lr=1e30`` fails like a NaN loss does in scnet-run.
+
+Overlap detector, independent of the engine's run-dir lock: each invocation holds its own
+non-blocking ``flock`` on ``<run dir>/.fake_exclusive`` while it "trains". If another process
+holds it, two trainings of one run dir overlap: it logs ``{"overlap": true}`` and exits 3.
+SIGTERM/SIGINT are logged (``{"signal": NAME}``) and end it like scnet-run (exit 128+n).
 """
 
+import fcntl
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -17,8 +24,29 @@ from pathlib import Path
 args = dict(a.split("=", 1) for a in sys.argv[1:])
 run_dir = Path(args["hydra.run.dir"])
 run_dir.mkdir(parents=True, exist_ok=True)
-with open(run_dir / "invocations.log", "a") as fh:
-    fh.write(json.dumps({"pid": os.getpid(), "ckpt_path": args.get("ckpt_path")}) + "\n")
+
+
+def log(entry: dict) -> None:
+    with open(run_dir / "invocations.log", "a") as fh:
+        fh.write(json.dumps({"pid": os.getpid(), **entry}) + "\n")
+
+
+exclusive = open(run_dir / ".fake_exclusive", "a")  # noqa: SIM115 (held until exit)
+try:
+    fcntl.flock(exclusive, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    log({"overlap": True})
+    sys.exit(3)
+
+
+def stopped(signum: int, _frame) -> None:
+    log({"signal": signal.Signals(signum).name})
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, stopped)
+signal.signal(signal.SIGINT, stopped)
+log({"ckpt_path": args.get("ckpt_path")})
 sleep = float(os.environ.get("FAKE_SLEEP", "0"))
 time.sleep(sleep / 2)
 (run_dir / "checkpoints").mkdir(exist_ok=True)
@@ -49,5 +77,4 @@ result = {
     "sc": [],
 }
 (run_dir / "result.json").write_text(json.dumps(result))
-with open(run_dir / "invocations.log", "a") as fh:
-    fh.write(json.dumps({"pid": os.getpid(), "done": True}) + "\n")
+log({"done": True})

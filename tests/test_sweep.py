@@ -24,6 +24,7 @@ import pytest
 from scnet.errors import ConfigError
 from scnet.sweep import engine
 from scnet.sweep import spec as spec_mod
+from scnet.sweep.results import latest_by_point
 
 FAKE = Path(__file__).with_name("sweep_fake_run.py")
 TINY = """\
@@ -67,6 +68,11 @@ def results(tmp: Path, name: str) -> list[dict[str, str]]:
 def invocations(run_dir: Path) -> list[dict]:
     path = run_dir / "invocations.log"
     return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
+
+
+def starts(run_dir: Path) -> list[dict]:
+    """The fake run's start entries (one per trial process)."""
+    return [x for x in invocations(run_dir) if "ckpt_path" in x]
 
 
 # ----------------------------------------------------------------------------- spec
@@ -145,7 +151,7 @@ def test_dry_run_lists_trials(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert not (tmp_path / "out").exists()
 
 
-def test_command_and_stale_detection(tmp_path: Path) -> None:
+def test_command_and_dead_owner_detection(tmp_path: Path) -> None:
     spec = spec_mod.load("tiny", write_sweep(tmp_path, "tiny", '  sc: ["on", "off"]').parent)
     ctx = engine.Context(spec=spec, overrides=["depth=8", "experiment=demo"], sweep_dir=tmp_path)
     run_dir = tmp_path / "runs" / "trial-0001"
@@ -156,19 +162,11 @@ def test_command_and_stale_detection(tmp_path: Path) -> None:
     assert cmd[-2:] == [f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"hydra.run.dir={run_dir}"]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-
-    class T:  # the fields is_stale reads from an Optuna FrozenTrial
-        from optuna.trial import TrialState
-
-        state = TrialState.RUNNING
-        datetime_start = None
-        user_attrs = {"worker": f"{socket.gethostname()}:{dead.pid}:1", "heartbeat": time.time()}
-
-    assert engine.is_stale(T, stale_after=100)
-    T.user_attrs = {"worker": engine.worker_id(), "heartbeat": time.time()}
-    assert not engine.is_stale(T, stale_after=100)
-    T.user_attrs = {"worker": "otherhost:1:1", "heartbeat": time.time() - 500}
-    assert engine.is_stale(T, stale_after=100)
+    assert engine.owner_dead(f"{socket.gethostname()}:{dead.pid}:1")
+    assert not engine.owner_dead(engine.worker_id())
+    assert not engine.owner_dead(f"otherhost:{dead.pid}:1")  # judged by its heartbeat only
+    # a reused pid (same number, other start time) is a dead owner
+    assert engine.owner_dead(f"{socket.gethostname()}:{os.getpid()}:1")
 
 
 def test_trials_share_the_cores_between_workers(
@@ -242,7 +240,9 @@ def _kill_and_resume(tmp_path: Path, cmd: list[str], env: dict[str, str], n: int
         # dirs than the 2 workers): it has a whole trial ahead, so the kill surely lands in
         # flight. The two first trials run side by side and may finish a moment apart, which
         # under CPU load made "one done, one still running" a race.
-        logs = [invocations(d) for d in runs.glob("trial-*")]
+        logs = [
+            starts(d) + [x for x in invocations(d) if x.get("done")] for d in runs.glob("trial-*")
+        ]
         done = sum(any(x.get("done") for x in log) for log in logs)
         started = sum(bool(log) and not any(x.get("done") for x in log) for log in logs)
         return done >= 1 and started >= 1 and sum(bool(log) for log in logs) > 2
@@ -253,7 +253,7 @@ def _kill_and_resume(tmp_path: Path, cmd: list[str], env: dict[str, str], n: int
     os.killpg(driver.pid, signal.SIGKILL)  # ... and of the workers and trials it orphaned
     time.sleep(0.5)
     interrupted = {d.name: (d / "checkpoints" / "last.ckpt").is_file() for d in runs.glob("trial-*")
-                   if invocations(d) and not any(x.get("done") for x in invocations(d))}  # fmt: skip
+                   if starts(d) and not any(x.get("done") for x in invocations(d))}  # fmt: skip
     assert interrupted
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -262,10 +262,12 @@ def _kill_and_resume(tmp_path: Path, cmd: list[str], env: dict[str, str], n: int
     for i in range(n):
         log = invocations(runs / f"trial-{i:04d}")
         assert sum(bool(x.get("done")) for x in log) == 1, (i, log)  # exactly one completion
+        assert not any(x.get("overlap") for x in log), (i, log)  # never trained twice at once
         if f"trial-{i:04d}" in interrupted:
-            assert len([x for x in log if not x.get("done")]) == 2  # re-run once
+            began = starts(runs / f"trial-{i:04d}")
+            assert len(began) == 2  # re-run once
             # the re-run resumes from the checkpoint the interrupted attempt left, if any
-            assert bool(log[1].get("ckpt_path")) == interrupted[f"trial-{i:04d}"]
+            assert bool(began[1].get("ckpt_path")) == interrupted[f"trial-{i:04d}"]
 
 
 def test_driver_that_ends_first_exits_0_while_another_runs(tmp_path: Path) -> None:
@@ -297,27 +299,20 @@ def test_trial_claimed_by_a_worker_killed_before_naming_itself_is_rerun(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """kill -9 between the WAITING -> RUNNING claim and the ``worker`` attribute left a RUNNING
-    trial with no owner: the resumed sweep ended without it, and only a re-run after
-    ``--stale-after`` (180 s) recovered it (found under CPU load). Workers now wait for such a
-    trial and re-run it once it is ``CLAIM_GRACE_S`` old."""
+    trial with no owner. Claims and names are written under the study lock, so the next claim
+    pass sees an unnamed RUNNING trial only when its claimer died: it is re-queued at once."""
     write_sweep(tmp_path / "sw", "two", '  sc: ["on"]', "[0, 1]")
     spec = spec_mod.load("two", tmp_path / "sw")
     ctx = engine.Context(spec=spec, overrides=[], sweep_dir=tmp_path / "out", stale_after=600)
-    ctx.sweep_dir.mkdir(parents=True)
-    study = engine.open_study(ctx, create=True)
+    study = engine.open_study(ctx)
     waiting = study.get_trials(states=(optuna_state("WAITING"),))
     assert study._storage.set_trial_state_values(waiting[0]._trial_id, optuna_state("RUNNING"))
-    assert engine.is_unnamed(study.get_trials()[0]) and not engine.is_stale(
-        study.get_trials()[0], ctx.stale_after
-    )
-    monkeypatch.setattr(engine, "CLAIM_GRACE_S", 2.0)
-    monkeypatch.setattr(engine, "POLL_S", 0.2)
     for key, value in fake_env(0.1).items():
         monkeypatch.setenv(key, value)
-    engine.worker_main(ctx)  # runs the waiting trial, then waits for and re-runs the unnamed one
-    latest = engine.latest_by_point(study)
+    engine.worker_main(ctx)  # re-queues the unnamed trial, runs both points
+    latest = latest_by_point(study)
     assert sorted(t.state.name for t in latest.values()) == ["COMPLETE", "COMPLETE"]
-    assert latest[0].user_attrs["attempt"] == 2
+    assert latest[0].user_attrs["attempt"] == 2 and latest[0].user_attrs["retries"] == 1
 
 
 def optuna_state(name: str):
@@ -326,25 +321,24 @@ def optuna_state(name: str):
     return TrialState[name]
 
 
-def test_summary_separates_live_other_drivers_from_interrupted(tmp_path: Path) -> None:
-    """A RUNNING trial with a fresh heartbeat on another host is someone else's (exit 0); one
-    whose heartbeat is stale was interrupted and needs a re-run (exit 1)."""
-    import optuna
-
+def test_summary_counts_live_other_drivers_as_running(tmp_path: Path) -> None:
+    """A RUNNING trial owned by a live process (another driver, another host) is someone
+    else's: exit 0. Once its owner is a dead local process, it is unfinished: exit 1."""
     from scnet.cli.sweep import summary
 
     write_sweep(tmp_path / "sw", "one", '  sc: ["on"]', "[0]")
     spec = spec_mod.load("one", tmp_path / "sw")
     ctx = engine.Context(spec=spec, overrides=[], sweep_dir=tmp_path / "out", stale_after=60)
-    ctx.sweep_dir.mkdir(parents=True)
-    study = engine.open_study(ctx, create=True)
-    trial = engine.pop_waiting(study)
+    study = engine.open_study(ctx)
+    trial = engine.next_trial(study, ctx)
     study._storage.set_trial_user_attr(trial._trial_id, "worker", "elsewhere:1:1")
-    study._storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time())
-    assert summary(study, ctx, tmp_path / "r.csv", "journal") == 0
-    study._storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time() - 600)
-    assert summary(study, ctx, tmp_path / "r.csv", "journal") == 1
-    assert study.get_trials()[0].state == optuna.trial.TrialState.RUNNING
+    assert summary(study, ctx, tmp_path / "r.csv", tmp_path) == 0
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    study._storage.set_trial_user_attr(
+        trial._trial_id, "worker", f"{socket.gethostname()}:{dead.pid}:1"
+    )
+    assert summary(study, ctx, tmp_path / "r.csv", tmp_path) == 1
 
 
 def test_killed_driver_resumes_every_trial_exactly_once(tmp_path: Path) -> None:

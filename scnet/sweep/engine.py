@@ -1,27 +1,28 @@
 """The sweep engine: an Optuna study whose trials are ``scnet-run`` subprocesses.
 
-Exactly-once design (why not just ``study.optimize``):
+Coordination is Optuna's: the grid is enqueued with ``enqueue_trial(skip_if_exists=True)``,
+workers pop WAITING trials (one atomic WAITING -> RUNNING write each), TPE trials come from
+``study.ask``, liveness is Optuna's heartbeat (``heartbeat_interval``/``grace_period``) and
+``fail_stale_trials`` fails the trials of lost workers. Each FAILed attempt that was
+interrupted is re-queued as a new WAITING copy of the same point, like Optuna's
+``RetryHeartbeatStaleTrialCallback``, bounded by ``max_retry``.
 
-- Grid sweeps: the process that *creates* the study enqueues every grid point × seed once
-  (``study.enqueue_trial``). Workers claim a WAITING trial by switching it to RUNNING, which
-  both storages do atomically, so two workers never get the same trial. Optuna's
-  ``GridSampler`` alone may hand the same point to concurrent workers, so it is only used to
-  define and check the grid here.
-- Each trial carries a ``point`` (its grid index; for TPE its first trial number): its run dir
-  is ``runs/trial-XXXX`` whatever the attempt.
-- A worker writes ``worker`` (host:pid:start time) right after its claim and a ``heartbeat``
-  every few seconds while its trial runs. A RUNNING trial whose worker is gone (same host,
-  process dead), whose heartbeat is older than ``stale_after``, or which is still unnamed
-  ``CLAIM_GRACE_S`` after its claim (killed between the claim and the name; workers wait for
-  such a trial rather than leave it behind) was interrupted: some process switches it to FAIL
-  (atomic: exactly one wins, as in Optuna's own ``fail_stale_trials``) and the winner
-  re-enqueues the same point, which then resumes from ``runs/trial-XXXX/checkpoints/last.ckpt``.
-- Ctrl-C leaves the running trials RUNNING, so they are re-run the same way.
+What Optuna lacks, kept here, each for a reason:
+- the study lock (``storage.study_lock``): reclaim, re-queue, budget check and claim are one
+  serialized pass, so a stale trial is re-queued exactly once even when its reclaimer dies;
+- trials as subprocesses, with per-worker GPU and CPU-thread pinning;
+- the run-dir lock: the trial process holds ``flock`` on ``runs/trial-XXXX/.lock`` (inherited
+  from its worker), so a re-queued attempt waits for an earlier one that is still alive, and no
+  run dir is ever trained by two processes at once;
+- resume from the run dir's ``checkpoints/last.ckpt``; pruning from its ``metrics.csv``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import ctypes
+import fcntl
 import json
 import math
 import os
@@ -29,24 +30,33 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scnet.errors import ConfigError
+from scnet.secrets import redact, redact_text
 from scnet.sweep import storage as storage_mod
+from scnet.sweep.results import latest_by_point, write_results
 from scnet.sweep.spec import SweepSpec, trial_overrides
 
-READY_ATTR = "scnet_ready"
-FINGERPRINT_ATTR = "scnet_fingerprint"
+IDENTITY_ATTR = "scnet_identity"
+HEARTBEAT_ATTR = "scnet_heartbeat"  # [interval, grace] in s, fixed when the study is created
 POLL_S = 1.0
-# A claimer names itself on its trial right after the claim (milliseconds). A RUNNING trial
-# still unnamed after this long lost its claimer between the two writes (kill -9).
-CLAIM_GRACE_S = 30.0
+TRIAL_STOP_S = 60.0  # a stopped trial gets this long to write its checkpoint and result
 RUNNER_ENV = "SCNET_SWEEP_RUNNER"
+PR_SET_PDEATHSIG = 1
+
+
+class Interrupted(BaseException):
+    """SIGINT/SIGTERM reached a driver or worker (a BaseException, like KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 @dataclass
@@ -56,29 +66,58 @@ class Context:
     spec: SweepSpec
     overrides: list[str]
     sweep_dir: Path
-    storage_url: str | None = None
+    storage_url: str = ""
     stale_after: float = 180.0
     gpus: list[str] = field(default_factory=list)
     worker_index: int = 0
     workers: int = 1
+    max_retry: int = 2
+    parent_pid: int = 0  # a local worker exits when this process (its driver) dies
+
+    def __post_init__(self) -> None:
+        self.storage_url = self.storage_url or storage_mod.resolve_url(None, self.sweep_dir)
 
     @property
-    def heartbeat_s(self) -> float:
-        return max(1.0, min(30.0, self.stale_after / 6))
+    def grace_s(self) -> int:
+        return max(2, math.ceil(self.stale_after))
+
+    @property
+    def heartbeat_s(self) -> int:
+        return max(1, min(30, self.grace_s // 3))
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two invocations the same study (secrets masked: it is stored)."""
+        return {
+            "sweep": json.loads(self.spec.fingerprint([])),
+            "overrides": mask_overrides(self.overrides),
+            "output_dir": str(self.sweep_dir),
+        }
+
+
+def mask_overrides(overrides: Sequence[str]) -> list[str]:
+    """``key=value`` strings with secret-looking keys' values and URL passwords masked."""
+    out = []
+    for o in overrides:
+        if "=" not in o:
+            out.append(redact_text(o))
+            continue
+        key, _, value = o.partition("=")
+        out.append(f"{key}={redact({key.lstrip('+~').rsplit('.', 1)[-1]: value}).popitem()[1]}")
+    return out
 
 
 # ----------------------------------------------------------------------------- study
 
 
-def make_sampler(spec: SweepSpec, seed: int | None = None):
+def _sampler(spec: SweepSpec):
     import optuna
 
-    if spec.sampler == "grid":
-        return optuna.samplers.GridSampler({"seed": spec.seeds, **spec.grid}, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
+    if spec.sampler == "grid":  # every trial is enqueued with fixed params: nothing to sample
+        return optuna.samplers.RandomSampler(seed=0)
+    return optuna.samplers.TPESampler()  # unseeded: concurrent workers must differ
 
 
-def make_pruner(spec: SweepSpec):
+def _pruner(spec: SweepSpec):
     import optuna
 
     if spec.pruner == "median":
@@ -88,89 +127,67 @@ def make_pruner(spec: SweepSpec):
     return optuna.pruners.NopPruner()
 
 
-def open_study(ctx: Context, create: bool = False):
-    """Load the study (or create it and enqueue the grid); check it is the same sweep."""
+def open_study(ctx: Context):
+    """Create or load the study, check it is the same sweep, and enqueue missing grid points."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = storage_mod.open_storage(ctx.storage_url, ctx.sweep_dir)
-    kwargs = {"study_name": ctx.spec.name, "storage": storage, "sampler": make_sampler(ctx.spec)}
-    kwargs["pruner"] = make_pruner(ctx.spec)
-    fingerprint = ctx.spec.fingerprint(ctx.overrides)
-    if create:
-        try:
-            study = optuna.create_study(direction=ctx.spec.direction, **kwargs)
-        except optuna.exceptions.DuplicatedStudyError:
-            study = None
-        if study is not None:  # we created it: we alone enqueue the grid
-            study.set_user_attr(FINGERPRINT_ATTR, fingerprint)
-            _enqueue_missing(study, ctx.spec)
-            study.set_user_attr(READY_ATTR, True)
-            return study
-    study = optuna.load_study(**kwargs)
-    _check_same_sweep(study, ctx, fingerprint)
-    if create and not _wait_ready(study):
-        _enqueue_missing(study, ctx.spec)  # the creator died before finishing its enqueue
-        study.set_user_attr(READY_ATTR, True)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    storage = storage_mod.open_storage(ctx.storage_url, ctx.heartbeat_s, ctx.grace_s)
+    kwargs = {"study_name": ctx.spec.study_name, "storage": storage, "sampler": _sampler(ctx.spec),
+              "pruner": _pruner(ctx.spec)}  # fmt: skip
+    with lock(storage, ctx):
+        study = optuna.create_study(direction=ctx.spec.direction, load_if_exists=True, **kwargs)
+        attrs = study.user_attrs
+        if IDENTITY_ATTR in attrs:
+            _check_identity(attrs[IDENTITY_ATTR], ctx)
+        else:  # new (or its creator died before this write, under the same lock)
+            study.set_user_attr(IDENTITY_ATTR, ctx.identity())
+            study.set_user_attr(HEARTBEAT_ATTR, [ctx.heartbeat_s, ctx.grace_s])
+        storage.heartbeat_interval, storage.grace_period = study.user_attrs[HEARTBEAT_ATTR]
+        _enqueue_grid(study, ctx.spec)
     return study
 
 
-def _wait_ready(study, timeout: float = 30.0) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
-        if study.user_attrs.get(READY_ATTR):
-            return True
-        time.sleep(0.5)
-    return False
+def _check_identity(stored: dict[str, Any], ctx: Context) -> None:
+    now = ctx.identity()
+    for key in ("output_dir", "overrides", "sweep"):
+        if stored.get(key) != now[key]:
+            what = {"sweep": "a different sweep file", "overrides": f"overrides {stored.get(key)}",
+                    "output_dir": f"--output-dir {Path(stored.get(key, '')).parents[1]}"}[key]  # fmt: skip
+            raise ConfigError(
+                f"study {ctx.spec.study_name!r} in {storage_mod.describe(ctx.storage_url)} was started "
+                f"with {what} (now {now[key] if key != 'sweep' else ctx.spec.path}); re-run with "
+                "the same, or use another --storage for a separate sweep (nothing was changed)"
+            )
 
 
-def _check_same_sweep(study, ctx: Context, fingerprint: str) -> None:
-    stored = study.user_attrs.get(FINGERPRINT_ATTR)
-    if stored is not None and stored != fingerprint:
-        was = json.loads(stored)
-        raise ConfigError(
-            f"study {ctx.spec.name!r} in {storage_mod.describe(ctx.storage_url, ctx.sweep_dir)} "
-            f"was started with different settings (overrides {was.get('overrides')}); re-run with "
-            "the same overrides, or pass --output-dir DIR for a separate sweep (nothing was changed)"
-        )
-
-
-def _enqueue_missing(study, spec: SweepSpec) -> None:
+def _enqueue_grid(study, spec: SweepSpec) -> None:
+    """Enqueue every grid point not in the study yet (idempotent; called under the lock)."""
     if spec.sampler != "grid":
         return
     have = {t.user_attrs.get("point") for t in study.get_trials(deepcopy=False)}
     for point in spec.points():
         if point.index not in have:
-            study.enqueue_trial(point.params, user_attrs={"point": point.index, "attempt": 1})
+            study.enqueue_trial(
+                point.params, user_attrs={"point": point.index, "attempt": 1}, skip_if_exists=True
+            )
+
+
+@contextlib.contextmanager
+def lock(storage, ctx: Context) -> Iterator[None]:
+    with storage_mod.study_lock(storage, ctx.storage_url, ctx.spec.study_name):
+        yield
 
 
 # ----------------------------------------------------------------------------- trial states
 
 
-def latest_by_point(study) -> dict[int, Any]:
-    """The newest attempt of every point (older attempts were interrupted)."""
-    latest: dict[int, Any] = {}
-    for t in study.get_trials(deepcopy=False):
-        p = t.user_attrs.get("point", t.number)
-        if p not in latest or t.number > latest[p].number:
-            latest[p] = t
-    return latest
-
-
 def is_done(trial) -> bool:
-    from optuna.trial import TrialState
-
-    if trial.state == TrialState.FAIL:
-        return "error" in trial.user_attrs  # no error attr: interrupted between fail and retry
-    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def counts(study) -> dict[str, int]:
-    """Per state, over the latest attempt of each point."""
-    out: dict[str, int] = {}
-    for t in latest_by_point(study).values():
-        out[t.state.name] = out.get(t.state.name, 0) + 1
-    return out
+    """Finished for good: COMPLETE, PRUNED, or FAIL with an error that is not re-queued."""
+    if trial.state.name == "FAIL":
+        return "error" in trial.user_attrs and not trial.user_attrs.get("interrupted")
+    return trial.state.name in ("COMPLETE", "PRUNED")
 
 
 def _proc_start(pid: int) -> str:
@@ -186,10 +203,12 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{pid}:{_proc_start(pid)}"
 
 
-def _owner_dead(owner: str) -> bool:
+def owner_dead(owner: str) -> bool:
+    """True when ``owner`` is a process of this host that no longer exists (no need to wait
+    for its heartbeat to lapse); other hosts' trials are judged by their heartbeat alone."""
     host, pid, start = (owner.split(":") + ["", "", ""])[:3]
     if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine: only its heartbeat can tell
+        return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -199,130 +218,122 @@ def _owner_dead(owner: str) -> bool:
     return bool(start) and _proc_start(int(pid)) not in ("", start)
 
 
-def is_stale(trial, stale_after: float, now: float | None = None) -> bool:
-    from optuna.trial import TrialState
-
-    if trial.state != TrialState.RUNNING:
-        return False
-    owner = trial.user_attrs.get("worker")
-    if owner and _owner_dead(owner):
-        return True
-    beat = trial.user_attrs.get("heartbeat")
-    if beat is None and trial.datetime_start is not None:
-        beat = trial.datetime_start.timestamp()
-    limit = stale_after if owner else min(stale_after, CLAIM_GRACE_S)
-    return beat is not None and (now or time.time()) - float(beat) > limit
-
-
-def is_unnamed(trial) -> bool:
-    """RUNNING but its claimer has not named itself yet (just claimed, or died claiming)."""
-    return trial.state.name == "RUNNING" and "worker" not in trial.user_attrs
-
-
 def reclaim(study, ctx: Context) -> int:
-    """Fail interrupted trials (atomically, one winner) and re-enqueue their points."""
+    """Fail lost RUNNING trials and re-queue interrupted points once. Call under the lock."""
     import optuna
     from optuna.trial import TrialState
 
+    optuna.storages.fail_stale_trials(study)  # heartbeat older than the grace period
     storage = study._storage
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        # Claims are named under this lock, so an unnamed RUNNING trial lost its claimer.
+        owner = t.user_attrs.get("worker")
+        if owner is None or owner_dead(owner):
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
     n = 0
-    for point, t in latest_by_point(study).items():
-        orphan = t.state == TrialState.FAIL and "error" not in t.user_attrs
-        if not orphan:
-            if not is_stale(t, ctx.stale_after):
-                continue
-            try:
-                if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another process reclaimed it first
-        # A trial killed before it suggested has no params yet; its grid point is still in
-        # the enqueued fixed params (GridSampler refuses an enqueue that lacks any of them).
-        study.enqueue_trial(
-            {**t.system_attrs.get("fixed_params", {}), **t.params},
-            user_attrs={"point": point, "attempt": t.user_attrs.get("attempt", 1) + 1},
-        )
+    for t in latest_by_point(study).values():
+        if t.state != TrialState.FAIL or is_done(t):
+            continue
+        counted = not t.user_attrs.get("interrupted")  # a Ctrl-C is not the trial's fault
+        retries = t.user_attrs.get("retries", 0) + counted
+        if retries > ctx.max_retry:
+            msg = f"lost {retries} times (node loss, kill -9; max_retry {ctx.max_retry})"
+            storage.set_trial_user_attr(t._trial_id, "error", msg + ": re-run with --retry-failed")
+            storage.set_trial_user_attr(t._trial_id, "interrupted", False)
+            continue
+        requeue(study, t, retries)
         n += 1
     return n
+
+
+def requeue(study, t, retries: int) -> None:
+    """A WAITING copy of trial ``t`` (same point and params), as Optuna's retry callback adds."""
+    import optuna
+
+    system_attrs = {**t.system_attrs}
+    system_attrs["retry_history"] = [*system_attrs.get("retry_history", []), t.number]
+    point = t.user_attrs.get("point", t.number)
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=t.params,
+            distributions=t.distributions,
+            user_attrs={
+                "point": point,
+                "attempt": t.user_attrs.get("attempt", 1) + 1,
+                "retries": retries,
+            },
+            system_attrs=system_attrs,
+        )  # fmt: skip
+    )
+
+
+def retry_failed(study, ctx: Context) -> int:
+    """--retry-failed: re-queue every point whose newest attempt failed with an error, once per
+    invocation (so a deterministic failure cannot loop)."""
+    with lock(study._storage, ctx):
+        failed = [
+            t for t in latest_by_point(study).values() if t.state.name == "FAIL" and is_done(t)
+        ]
+        for t in failed:
+            requeue(study, t, 0)
+    return len(failed)
 
 
 # ----------------------------------------------------------------------------- worker
 
 
-def pop_waiting(study):
-    """Claim a WAITING trial (atomic: the storage lets one process switch it to RUNNING)."""
-    import optuna
-    from optuna.trial import TrialState
-
-    storage = study._storage
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                _name_owner(study, t._trial_id)
-                return optuna.trial.Trial(study, t._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return None
-
-
-def _name_owner(study, trial_id: int) -> None:
-    """Written first thing after a claim, so a killed worker's trial is recognised as such."""
-    for key, value in (("worker", worker_id()), ("heartbeat", time.time())):
-        study._storage.set_trial_user_attr(trial_id, key, value)
-
-
-def _suggest(trial, spec: SweepSpec, point: int) -> dict[str, Any]:
-    """Trial parameters (fixed ones come back as enqueued)."""
-    if spec.sampler == "grid":
-        params = {"seed": trial.suggest_categorical("seed", spec.seeds)}
-        for key, values in spec.grid.items():
-            params[key] = trial.suggest_categorical(key, values)
-        return params
-    params = {"seed": spec.seeds[point % len(spec.seeds)]}
-    for key, d in spec.space.items():
-        if d["type"] == "categorical":
-            params[key] = trial.suggest_categorical(key, d["choices"])
-        elif d["type"] == "int":
-            step = d.get("step", 1)
-            params[key] = trial.suggest_int(
-                key, d["low"], d["high"], step=step, log=bool(d.get("log"))
-            )
-        else:
-            params[key] = trial.suggest_float(
-                key, d["low"], d["high"], step=d.get("step"), log=bool(d.get("log"))
-            )
-    return params
-
-
-def budget_left(study, spec: SweepSpec) -> bool:
-    return len(latest_by_point(study)) < spec.n_total
-
-
 def next_trial(study, ctx: Context):
-    trial = pop_waiting(study)
-    if trial is None and ctx.spec.sampler == "tpe" and budget_left(study, ctx.spec):
-        trial = study.ask()
-        _name_owner(study, trial._trial_id)
-    return trial
+    """Reclaim, then claim a WAITING trial or ask a new TPE one: one pass under the lock."""
+    import optuna
+
+    with lock(study._storage, ctx):
+        reclaim(study, ctx)
+        trial_id = study._pop_waiting_trial_id()  # Optuna's atomic WAITING -> RUNNING
+        tpe_left = ctx.spec.sampler == "tpe" and len(latest_by_point(study)) < ctx.spec.n_total
+        if trial_id is None and tpe_left:  # the budget, counted under the lock: exact
+            trial_id = study.ask()._trial_id
+        if trial_id is None:
+            return None
+        study._storage.set_trial_user_attr(trial_id, "worker", worker_id())
+        study._storage.record_heartbeat(trial_id)
+    return optuna.Trial(study, trial_id)
+
+
+def die_with(parent_pid: int, sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (driver kill -9)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig))
+    if parent_pid and os.getppid() != parent_pid:  # it died before the prctl
+        os.kill(os.getpid(), sig)
+
+
+def on_signals(handler=None) -> None:
+    """SIGINT/SIGTERM raise :class:`Interrupted` once; later signals are ignored (cleanup runs)."""
+    fired: list[int] = []
+
+    def raise_once(signum: int, _frame) -> None:
+        if not fired:
+            fired.append(signum)
+            raise Interrupted(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler or raise_once)
 
 
 def worker_main(ctx: Context) -> None:
     """One worker process: claim trials until none is left, running each in a subprocess."""
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: running trials stay RUNNING
+    on_signals()
+    if ctx.parent_pid:
+        die_with(ctx.parent_pid)
+    try:
         study = open_study(ctx)
-        while True:
-            trial = next_trial(study, ctx)
-            if trial is None:
-                if reclaim(study, ctx):
-                    continue
-                if any(is_unnamed(t) for t in latest_by_point(study).values()):
-                    time.sleep(POLL_S)  # named soon, or stale after CLAIM_GRACE_S: wait
-                    continue
-                return
+        while (trial := next_trial(study, ctx)) is not None:
             run_trial(study, trial, ctx)
-            from scnet.sweep.results import write_results
-
             write_results(study, ctx.spec, ctx.sweep_dir)
+    except Interrupted as sig:
+        sys.exit(128 + sig.signum)
 
 
 def command(ctx: Context, params: dict[str, Any], point: int, run_dir: Path) -> list[str]:
@@ -349,18 +360,6 @@ def merge_overrides(first: Sequence[str], then: Sequence[str]) -> list[str]:
     return [o for o in first if o.split("=", 1)[0].lstrip("+~") not in keys] + list(then)
 
 
-class _Heartbeat(threading.Thread):
-    def __init__(self, study, trial_id: int, every: float) -> None:
-        super().__init__(daemon=True)
-        self.study, self.trial_id, self.every = study, trial_id, every
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.every):
-            with contextlib.suppress(Exception):  # a missed beat is not fatal
-                self.study._storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
-
-
 def trial_env(ctx: Context) -> dict[str, str]:
     """The trial's environment: its GPU, and its share of this machine's CPU cores.
 
@@ -377,45 +376,63 @@ def trial_env(ctx: Context) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[int]:
+    """An exclusive ``flock`` on the run dir, waited for; its fd is handed to the trial process,
+    so the lock lives as long as the trial does, even if this worker is killed."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # an earlier attempt still running: wait for it
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def run_trial(study, trial, ctx: Context) -> None:
     """Run one claimed trial to a final state (COMPLETE, FAIL with its reason, PRUNED)."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
     from optuna.trial import TrialState
 
-    point = int(trial.user_attrs.get("point", trial.number))
-    if "point" not in trial.user_attrs:
-        trial.set_user_attr("point", point)
+    if "point" not in trial.user_attrs:  # a new TPE trial: its number names its run dir
+        trial.set_user_attr("point", trial.number)
         trial.set_user_attr("attempt", 1)
+    point = int(trial.user_attrs["point"])
     params = _suggest(trial, ctx.spec, point)
     run_dir = (ctx.sweep_dir / "runs" / f"trial-{point:04d}").resolve()
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("seed", params["seed"])
-    result = _read_result(run_dir)
-    if result.get("status") != "completed":  # completed but not told (killed in between)
-        beat = _Heartbeat(study, trial._trial_id, ctx.heartbeat_s)
-        beat.start()
-        try:
-            result, pruned = _execute(trial, ctx, params, point, run_dir)
-        finally:
-            beat.stopped.set()
-        if pruned:
-            _finish(study, trial, result, TrialState.PRUNED, None)
-            return
-    value = result.get("metrics", {}).get(ctx.spec.metric)
-    if result.get("status") == "completed" and value is not None and math.isfinite(value):
-        _finish(study, trial, result, TrialState.COMPLETE, float(value))
-        return
-    if result.get("status") == "completed":
-        have = ", ".join(sorted(result.get("metrics", {})))
-        result["error"] = f"metric {ctx.spec.metric} is missing or not finite (result has: {have})"
-    _finish(study, trial, result, TrialState.FAIL, None)
+    with get_heartbeat_thread(trial._trial_id, study._storage), run_dir_lock(run_dir) as fd:
+        result, state = _read_result(run_dir), None
+        if result.get("status") != "completed":  # else: completed but not told (killed between)
+            try:
+                result, state = _execute(trial, ctx, params, point, run_dir, fd)
+            except Interrupted as sig:
+                trial.set_user_attr("interrupted", sig.args[0])
+                _finish(study, trial, {"error": f"interrupted by {sig.args[0]}"}, TrialState.FAIL)
+                raise
+        value = result.get("metrics", {}).get(ctx.spec.metric)
+        if state is None and result.get("status") == "completed":
+            if value is not None and math.isfinite(value):
+                state = TrialState.COMPLETE
+            else:
+                have = ", ".join(sorted(result.get("metrics", {})))
+                result["error"] = f"metric {ctx.spec.metric} is missing or not finite (has: {have})"
+        _finish(study, trial, result, state or TrialState.FAIL, value)
 
 
-def _finish(study, trial, result: dict[str, Any], state, value: float | None) -> None:
+def _finish(study, trial, result: dict[str, Any], state, value: float | None = None) -> None:
     trial.set_user_attr("metrics", result.get("metrics", {}))
     trial.set_user_attr("duration_s", result.get("duration_s"))
     if state.name != "COMPLETE":
-        trial.set_user_attr("error", result.get("error") or state.name.lower())
-    study.tell(trial, value, state=state)
+        trial.set_user_attr("error", redact_text(str(result.get("error") or state.name.lower())))
+    try:
+        study.tell(trial, value if state.name == "COMPLETE" else None, state=state)
+    except ValueError:  # its heartbeat lapsed and another worker took it: its result is kept
+        print(
+            f"trial-{trial.user_attrs['point']:04d} was taken over by another worker",
+            file=sys.stderr,
+        )
 
 
 def _read_result(run_dir: Path) -> dict[str, Any]:
@@ -425,47 +442,68 @@ def _read_result(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _execute(trial, ctx: Context, params: dict[str, Any], point: int, run_dir: Path):
-    """Run ``scnet-run``; return (result, pruned). Interrupts propagate (trial stays RUNNING)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _pdeathsig() -> None:  # runs in the forked child, before exec
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+def _execute(trial, ctx: Context, params: dict[str, Any], point: int, run_dir: Path, fd: int):
+    """Run ``scnet-run``; return (result, PRUNED state or None). Stops it on Interrupted."""
+    from optuna.trial import TrialState
+
     cmd = command(ctx, params, point, run_dir)
+    problem = _adopt_problem(run_dir, cmd)
+    if problem:
+        return {"status": "failed", "metrics": {}, "error": problem}, None
     log_path = run_dir / "sweep_trial.log"
     started = time.time()
     with open(log_path, "a") as log:
-        log.write(f"$ {' '.join(cmd)}\n")
+        log.write(f"$ {' '.join(mask_overrides(cmd))}\n")
         log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=trial_env(ctx))
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=trial_env(ctx),
+                                pass_fds=(fd,), preexec_fn=_pdeathsig)  # fmt: skip
         pruned = False
         try:
             while proc.poll() is None:
-                # Wakes as soon as the trial exits (a bare sleep cost ~POLL_S per trial).
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=POLL_S)
-                if proc.poll() is not None:
-                    break
-                if ctx.spec.pruner != "none" and _should_prune(trial, ctx.spec, run_dir):
+                    proc.wait(timeout=POLL_S)  # wakes as soon as the trial exits
+                running = proc.poll() is None and ctx.spec.pruner != "none"
+                if running and _should_prune(trial, ctx.spec, run_dir):
                     pruned = True
                     proc.send_signal(signal.SIGTERM)
                     proc.wait()
-        except BaseException:
-            proc.send_signal(signal.SIGINT)  # let scnet-run record the interruption
+        except Interrupted as sig:
+            if sig.signum == signal.SIGTERM:  # Ctrl-C reached the whole process group already
+                proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=30)
+                proc.wait(timeout=TRIAL_STOP_S)
             if proc.poll() is None:
                 proc.kill()
             raise
     result = _read_result(run_dir)
+    result.setdefault("duration_s", round(time.time() - started, 3))
     if pruned:
-        return {"metrics": result.get("metrics", {}), "error": "pruned",
-                "duration_s": round(time.time() - started, 3)}, True  # fmt: skip
+        return {"metrics": result.get("metrics", {}), "error": "pruned"}, TrialState.PRUNED
     if proc.returncode != 0 and result.get("status") != "failed":
         result = {
             "status": "failed",
             "metrics": {},
             "error": _exit_reason(proc.returncode, log_path),
         }
-    result.setdefault("duration_s", round(time.time() - started, 3))
-    return result, False
+    return result, None
+
+
+def _adopt_problem(run_dir: Path, cmd: list[str]) -> str:
+    """Never resume a run dir made by another configuration (records this one's first)."""
+    args = [a for a in mask_overrides(cmd[1:]) if not a.startswith("ckpt_path=")]
+    path = run_dir / "sweep_trial.json"
+    if path.is_file():
+        before = json.loads(path.read_text()).get("args")
+        if before != args:
+            diff = sorted(set(before or []) ^ set(args))[:2]
+            return f"{run_dir} was made by another configuration (differs in {diff}); move it away"
+        return ""
+    path.write_text(json.dumps({"args": args}))
+    return ""
 
 
 def _exit_reason(code: int, log_path: Path) -> str:
@@ -478,10 +516,30 @@ def _exit_reason(code: int, log_path: Path) -> str:
     return lines[-1].strip() if lines else f"scnet-run exited with code {code}"
 
 
+def _suggest(trial, spec: SweepSpec, point: int) -> dict[str, Any]:
+    """Trial parameters (enqueued ones come back as they were fixed)."""
+    if spec.sampler == "grid":
+        params = {"seed": trial.suggest_categorical("seed", spec.seeds)}
+        for key, values in spec.grid.items():
+            params[key] = trial.suggest_categorical(key, values)
+        return params
+    params = {"seed": spec.seeds[point % len(spec.seeds)]}
+    for key, d in spec.space.items():
+        if d["type"] == "categorical":
+            params[key] = trial.suggest_categorical(key, d["choices"])
+        elif d["type"] == "int":
+            params[key] = trial.suggest_int(
+                key, d["low"], d["high"], step=d.get("step", 1), log=bool(d.get("log"))
+            )
+        else:
+            params[key] = trial.suggest_float(
+                key, d["low"], d["high"], step=d.get("step"), log=bool(d.get("log"))
+            )
+    return params
+
+
 def _should_prune(trial, spec: SweepSpec, run_dir: Path) -> bool:
     """Report the per-epoch validation metric from metrics.csv and ask the pruner."""
-    import csv
-
     path = run_dir / "metrics.csv"
     if not path.is_file():
         return False

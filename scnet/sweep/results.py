@@ -15,10 +15,18 @@ from scnet.sweep.spec import SweepSpec
 RESULTS_FILE = "results.csv"
 
 
+def latest_by_point(study) -> dict[int, Any]:
+    """The newest attempt of every point (older attempts were interrupted or retried)."""
+    latest: dict[int, Any] = {}
+    for t in study.get_trials(deepcopy=False):
+        p = t.user_attrs.get("point", t.number)
+        if p not in latest or t.number > latest[p].number:
+            latest[p] = t
+    return latest
+
+
 def rows(study, spec: SweepSpec) -> tuple[list[str], list[dict[str, Any]]]:
     """Column names and rows (sorted by trial), from the study alone (works across machines)."""
-    from scnet.sweep.engine import latest_by_point
-
     latest = latest_by_point(study)
     metric_keys: set[str] = set()
     out = []

@@ -7,6 +7,7 @@ file is reported as one :class:`~scnet.errors.ConfigError` line that names the f
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -25,8 +26,10 @@ SWEEPS_DIR = Path(os.environ.get("SCNET_SWEEPS_DIR", REPO_ROOT / "sweeps"))
 
 KEYS = {
     "description", "reproduces", "metric", "direction", "sampler", "base", "seeds", "grid",
-    "space", "n_trials", "pruner", "prune_on", "cost", "report", "alias_of",
+    "space", "n_trials", "pruner", "prune_on", "cost", "report", "alias_of", "max_retry",
 }  # fmt: skip
+DEFAULT_MAX_RETRY = 2  # re-runs of a trial lost to node loss / kill -9 before it counts as failed
+MAX_RETRY_LIMIT = 10
 SAMPLERS = ("grid", "tpe")
 DIRECTIONS = ("maximize", "minimize")
 PRUNERS = ("none", "median", "hyperband")
@@ -62,6 +65,12 @@ class SweepSpec:
     prune_on: str = ""
     cost: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
+    max_retry: int = DEFAULT_MAX_RETRY
+    tag: str = ""  # set by shrink(): a smaller look kept in its own study
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.name}@{self.tag}" if self.tag else self.name
 
     @property
     def param_keys(self) -> list[str]:
@@ -152,6 +161,10 @@ def _validate(name: str, path: Path, data: dict[str, Any]) -> SweepSpec:
         reproduces=str(data.get("reproduces") or ""), base=list(base), seeds=list(seeds),
         cost=dict(data.get("cost") or {}), report=_report(data.get("report"), bad),
     )  # fmt: skip
+    retry = data.get("max_retry", DEFAULT_MAX_RETRY)
+    if not _is_int(retry) or not 0 <= retry <= MAX_RETRY_LIMIT:
+        raise bad("max_retry", f"must be an integer from 0 to {MAX_RETRY_LIMIT}")
+    spec.max_retry = int(retry)
     if spec.sampler == "grid":
         spec.grid = _grid(data.get("grid"), bad)
         for key in ("space", "n_trials", "pruner"):
@@ -233,6 +246,34 @@ def _report(report: Any, bad: Any) -> dict[str, Any]:
     if not isinstance(figures, list):
         raise bad("report.figures", "must be a list of figure names")
     return {"table": report.get("table"), "figures": list(figures)}
+
+
+def shrink(spec: SweepSpec, seeds: str | None, sets: Sequence[str]) -> SweepSpec:
+    """``--seeds 0,1`` / ``--set key=v1,v2``: a smaller look at a sweep, tagged so that it gets
+    its own study and output dir (never mixed with the full sweep's results)."""
+    if seeds is None and not sets:
+        return spec
+    new = dataclasses.replace(spec, grid=dict(spec.grid))
+    tags = []
+    if seeds is not None:
+        try:
+            new.seeds = [int(s) for s in seeds.split(",")]
+        except ValueError:
+            raise ConfigError(
+                f"--seeds {seeds!r} is invalid: use comma-separated integers"
+            ) from None
+        if len(set(new.seeds)) != len(new.seeds):
+            raise ConfigError(f"--seeds {seeds!r} has duplicates")
+        tags.append(f"seeds={seeds}")
+    for item in sets:
+        key, _, values = item.partition("=")
+        if spec.sampler != "grid" or key not in spec.grid or not values:
+            allowed = ", ".join(spec.grid) or "(none: not a grid sweep)"
+            raise ConfigError(f"--set {item!r}: use KEY=V1,V2 with KEY one of {allowed}")
+        new.grid[key] = [yaml.safe_load(v) for v in values.split(",")]
+        tags.append(f"{key}={values}")
+    new.tag = ";".join(tags)
+    return new
 
 
 def format_value(value: Scalar) -> str:
