@@ -25,6 +25,30 @@ forward pass costs nothing extra and the model gains no parameters. In backward,
 costs one fused multiply-add per connection; ``weight_only`` recomputes the front layer once
 to get its parameter-only vector-Jacobian product.
 
+Two wirings of ``propagate``, same numbers (``docs/method.md``):
+
+* **hooks** (eager default): the rear's tensor gradient hook posts ``δ_sc`` to a mailbox and
+  the front's hook adds ``w·δ_sc`` with one fused ``add``. Compilers cannot follow this:
+  TorchDynamo drops tensor hooks registered on intermediates (the SC silently vanished).
+* **differentiable identity** (used while ``torch.compile`` traces, or with
+  ``traceable=True``): at the front, :class:`_FrontTap` returns the front output itself plus
+  a *ghost* (a 0-stride expand of an empty scalar: no data, no arithmetic) that stands for
+  the front's pre-activation ``Z^f``; at the rear, :class:`_ShortCircuitIdentity` returns the
+  rear output itself and in backward sends ``grad`` to the rear and ``w·grad`` to each ghost,
+  which ``_FrontTap`` adds to ``δ^f``. Both mark their input dirty instead of returning an
+  alias, so later in-place ops (``ReLU(inplace=True)``) and tuple outputs (BERT layers) keep
+  working, and the ghost keeps ``w·δ_sc`` entering at ``Z^f`` even when ``Z^f`` is later
+  modified in place. Ordinary autograd edges: correct across graph breaks, DDP and several
+  forwards before one backward.
+
+``weight_only`` is refused under compile by scnet-run (``check_compilable``): Eq. 13 needs the
+front layer's parameter-only VJP, which the hooks get by recomputing the front inside
+backward; a traceable identity on tap outputs cannot split ``δ`` between a layer's
+parameters and its input, and recomputing the front in the compiled forward would add the
+FLOPs that compiling is meant to save. It is an ablation (1.34x eager by design); run it
+eager. Its hooks are ``torch.compiler.disable``-d, so a direct ``torch.compile`` still gets
+eager-exact gradients, at the price of a graph break at each tap.
+
 Usage::
 
     sc = ShortCircuit(model.sc_taps(), connections=[(4, 2)], weight=0.2).attach()
@@ -145,6 +169,55 @@ class _Mailbox:
     rng_state: tuple[Tensor, Tensor | None] | None = None
 
 
+WEIGHT_ONLY_COMPILE_ERROR = (
+    "sc.mode=weight_only cannot be compiled (its Eq. 13 recompute of each front runs inside "
+    "backward); use sc.mode=propagate or compile=false"
+)
+
+
+class _FrontTap(torch.autograd.Function):
+    """Identity on a front output ``Z^f`` that also returns a *ghost* handle for its rear(s).
+
+    Forward: ``Z^f`` itself (marked dirty: same tensor object, history rebased onto this
+    node, no copy) and a ghost, ``expand`` of an uninitialised scalar to ``Z^f``'s shape (no
+    data is read or written). Backward: ``δ^f + Σ w·δ_sc``, the ghost's gradient being what the
+    rears sent, so the SC enters exactly at ``Z^f`` even if ``Z^f`` is later changed in place.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, front: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.mark_dirty(front)
+        ghost = front.new_empty(()).expand(front.shape)
+        return front, ghost
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor | None, sc_grad: Tensor | None) -> Tensor | None:
+        if sc_grad is None:
+            return grad
+        return sc_grad if grad is None else grad + sc_grad  # Eq. 20: δ^f + w·δ_sc
+
+
+class _ShortCircuitIdentity(torch.autograd.Function):
+    """The SC at a rear tap as a differentiable identity (Eq. 20).
+
+    Forward: the rear output unchanged (marked dirty: no alias, no copy, no arithmetic).
+    Backward: ``grad`` (= δ_sc, the full sensitivity at the rear) to the rear, and ``w·grad``
+    to each front's ghost (one multiply per rear, shared by its fronts).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, weight: float, rear: Tensor, *ghosts: Tensor) -> Tensor:
+        ctx.weight = weight
+        ctx.num_fronts = len(ghosts)
+        ctx.mark_dirty(rear)
+        return rear
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        scaled = grad * ctx.weight
+        return (None, grad, *([scaled] * ctx.num_fronts))
+
+
 def _primary(output: Any) -> Tensor | None:
     """The tensor an SC endpoint refers to: the output itself, or its first element."""
     if isinstance(output, Tensor):
@@ -203,6 +276,8 @@ class ShortCircuit:
         connections: ``(rear, front)`` pairs of 1-based tap indices, ``1 <= front < rear <= L``.
         weight: the SC weight ``w >= 0`` (paper default 0.2; Fig. 8 studies 0.1/0.2/0.5).
         mode: ``propagate`` or ``weight_only``.
+        traceable: wire ``propagate`` with the differentiable identity in eager mode too
+            (default: hooks in eager, the identity while ``torch.compile`` traces).
 
     Raises:
         ValueError: at construction for invalid indices, ``front >= rear``, a negative or
@@ -216,19 +291,24 @@ class ShortCircuit:
         connections: Sequence[Sequence[int]],
         weight: float = 0.2,
         mode: str = "propagate",
+        traceable: bool = False,
     ) -> None:
         self.taps = list(taps)
+        self.traceable = bool(traceable)
         self.weight = self._check_weight(weight)
         if mode not in MODES:
             raise ValueError(f"sc.mode={mode!r} is invalid: choose one of {', '.join(MODES)}")
         self.mode = mode
         self.connections = validate_connections(connections, len(self.taps))
+        if self.traceable:
+            self.check_compilable()
         self._fronts_of: dict[int, list[int]] = defaultdict(list)
         self._last_rear_of: dict[int, int] = {}
         for rear, front in self.connections:
             self._fronts_of[rear].append(front)
             self._last_rear_of[front] = max(rear, self._last_rear_of.get(front, 0))
-        self._pending: dict[int, _Mailbox] = {}
+        # Per front, this forward pass's record: a mailbox (hooks) or a ghost tensor (identity).
+        self._pending: dict[int, _Mailbox | Tensor] = {}
         self._rng_before: dict[int, tuple[Tensor, Tensor | None]] = {}
         self._handles: list[Any] = []
         # True while weight_only recomputes a front: its forward hook must not wire that pass
@@ -248,6 +328,11 @@ class ShortCircuit:
             raise ValueError(f"sc.weight={weight!r} is invalid: must be a finite number >= 0")
         return value
 
+    def check_compilable(self) -> None:
+        """Raise ValueError (one line) when this SC cannot run under ``torch.compile``."""
+        if self.mode == "weight_only":
+            raise ValueError(WEIGHT_ONLY_COMPILE_ERROR)
+
     # -- lifecycle ------------------------------------------------------------------------
     def attach(self) -> ShortCircuit:
         """Install forward hooks on the taps that take part in a connection. Returns ``self``."""
@@ -256,9 +341,14 @@ class ShortCircuit:
         involved = {i for pair in self.connections for i in pair}
         for index in sorted(involved):
             tap = self.taps[index - 1]
+            pre_hook, hook = self._make_rng_hook(index), self._make_forward_hook(index)
+            if self.mode == "weight_only":
+                # Its Eq. 13 recompute needs tensor hooks, which Dynamo drops from compiled
+                # graphs: these hooks always run eagerly (under torch.compile, a graph break
+                # at each tap and eager-exact gradients; scnet-run refuses it: check_compilable).
+                pre_hook, hook = torch.compiler.disable(pre_hook), torch.compiler.disable(hook)
             if self.mode == "weight_only" and index in self._last_rear_of and _has_dropout(tap):
-                self._handles.append(tap.register_forward_pre_hook(self._make_rng_hook(index)))
-            hook = self._make_forward_hook(index)
+                self._handles.append(tap.register_forward_pre_hook(pre_hook))
             self._handles.append(tap.register_forward_hook(hook, with_kwargs=True))
         return self
 
@@ -301,12 +391,27 @@ class ShortCircuit:
                 return
             if not out.requires_grad:
                 return
+            # weight_only never gets here while tracing (its hooks are compiler-disabled).
+            tracing = self.traceable or torch.compiler.is_compiling()
+            records = self._collect_fronts(index, out)
+            ghosts = [r for r in records if isinstance(r, Tensor)]
+            outboxes = [r for r in records if isinstance(r, _Mailbox)]
+            if ghosts:  # fronts wired by the identity (compiled, or across a graph break)
+                _ShortCircuitIdentity.apply(self.weight, out, *ghosts)
+            if tracing:
+                if outboxes:
+                    raise RuntimeError(
+                        f"sc: tap {index} is compiled but its front(s) ran eagerly (a graph "
+                        "break between them); compile the whole backbone"
+                    )
+                if index in self._last_rear_of:
+                    self._pending[index] = _FrontTap.apply(out)[1]
+                return
             inbox = (
                 self._open_mailbox(index, module, args, kwargs, out)
                 if index in self._last_rear_of
                 else None
             )
-            outboxes = self._collect_fronts(index, out)
             out.register_hook(self._make_grad_hook(inbox, outboxes))
 
         return hook
@@ -321,8 +426,8 @@ class ShortCircuit:
         self._pending[index] = box
         return box
 
-    def _collect_fronts(self, rear: int, out: Tensor) -> list[_Mailbox]:
-        boxes = []
+    def _collect_fronts(self, rear: int, out: Tensor) -> list[_Mailbox | Tensor]:
+        boxes: list[_Mailbox | Tensor] = []
         for front in self._fronts_of.get(rear, ()):
             box = self._pending.get(front)
             if box is None:

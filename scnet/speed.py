@@ -3,12 +3,11 @@
 * ``channels_last``: the backbone's weights and every 4-d input batch use the NHWC memory
   format, which cuDNN's tensor-core convolutions (and bf16 autocast) prefer on GPUs. Values
   are unchanged; only the layout differs.
-* ``compile``: ``torch.compile`` the backbone. The short circuit is wired by tensor gradient
-  hooks registered from forward hooks; under TorchDynamo those tensor hooks are **dropped**
-  for the CIFAR ResNet (measured with torch 2.13: compiled gradients equal the plain
-  backbone's, i.e. the SC silently disappears) while they happen to survive for the FCN.
-  Model-dependent silent failure is not acceptable, so with an attached SC compile is
-  skipped with a warning and the run stays eager and correct.
+* ``compile``: ``torch.compile`` the backbone, SC included: while TorchDynamo traces, the
+  short circuit wires itself as a differentiable identity instead of tensor hooks (which
+  Dynamo drops), so compiled gradients equal eager SC gradients (``scnet/sc.py``,
+  ``docs/method.md``, ``tests/test_sc_compile.py``). ``sc.mode=weight_only`` is refused
+  with one line: its Eq. 13 recompute runs inside backward and cannot be traced.
 * :class:`FirstStepTimer`: logs the seconds from process start to the first training step,
   the orchestration latency that ``benchmarks/`` measures.
 """
@@ -23,6 +22,9 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor, nn
+
+from scnet.errors import ConfigError
+from scnet.sc import ShortCircuit
 
 log = logging.getLogger("scnet")
 
@@ -42,20 +44,24 @@ def apply_channels_last(module: nn.Module) -> nn.Module:
     return module.to(memory_format=torch.channels_last)
 
 
-def maybe_compile(backbone: nn.Module, enabled: bool, sc_attached: bool, **options: Any) -> Any:
-    """``torch.compile(backbone)`` when ``enabled`` and no short circuit is attached.
+def maybe_compile(
+    backbone: nn.Module, enabled: bool, sc: ShortCircuit | None = None, **options: Any
+) -> Any:
+    """``torch.compile(backbone)`` when ``enabled``, with its short circuit ``sc`` if any.
 
     Returns the callable to use in ``forward`` (the backbone itself when not compiling), so
     the module tree and state-dict keys never change.
+
+    Raises:
+        ConfigError: ``sc`` cannot be compiled (``sc.mode=weight_only``), one line.
     """
     if not enabled:
         return backbone
-    if sc_attached:
-        log.warning(
-            "compile=true ignored: torch.compile drops the short circuit's gradient hooks "
-            "(the SC would silently vanish), so this run stays eager; use sc=off to compile"
-        )
-        return backbone
+    if sc is not None:
+        try:
+            sc.check_compilable()
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     return torch.compile(backbone, **options)
 
 

@@ -395,3 +395,87 @@ def test_plan_multi_with_rear_bound():
 def test_plan_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         plan(RESNET20_SHAPES, **kwargs)
+
+
+# --------------------------------------------------------------------------- traceable wiring
+# The differentiable identity (what torch.compile traces; tests/test_sc_compile.py compiles it)
+# run eagerly against the same float64 oracle and invariants as the hooks.
+@pytest.mark.parametrize("kind", list(MODELS))
+@pytest.mark.parametrize("conn_name", list(CONNECTIONS))
+def test_traceable_identity_matches_hand_written_backprop(kind, conn_name):
+    model, taps = MODELS[kind]()
+    connections = CONNECTIONS[conn_name]
+    if kind == "cnn":
+        connections = [(r, f) for r, f in connections if r <= 4] or [(4, 2)]
+    x, y = data_for(kind)
+    got = autograd_grads(model, taps, x, y, ShortCircuit(taps, connections, 0.2, traceable=True))
+    with torch.no_grad():
+        want = oracle_grads(oracle_ops(taps), x, y, connections, 0.2, "propagate")
+    for i in want:
+        torch.testing.assert_close(got[i][0], want[i][0], atol=TOL, rtol=0)
+        torch.testing.assert_close(got[i][1], want[i][1], atol=TOL, rtol=0)
+
+
+def test_traceable_identity_forward_bit_identical_and_detach_restores_plain():
+    model, taps = make_cnn()
+    x, y = data_for("cnn")
+    plain_out = model(x)
+    plain = autograd_grads(model, taps, x, y, None)
+    sc = ShortCircuit(taps, [(4, 2), (4, 1)], 0.5, traceable=True)
+    with sc:
+        assert torch.equal(model(x), plain_out)
+    autograd_grads(model, taps, x, y, sc)
+    after = autograd_grads(model, taps, x, y, None)
+    for i in plain:
+        assert torch.equal(plain[i][0], after[i][0]) and torch.equal(plain[i][1], after[i][1])
+    assert sc._pending == {} and all(not t._forward_hooks for t in taps)
+
+
+def test_traceable_identity_two_forwards_before_one_backward():
+    model, taps = make_mlp()
+    x, y = data_for("mlp")
+    sc = ShortCircuit(taps, [(4, 2)], 0.2, traceable=True).attach()
+    model.zero_grad()
+    loss = sum(0.5 * ((model(x[i::2]) - y[i::2]) ** 2).sum() for i in range(2))
+    loss.backward()
+    sc.detach()
+    with torch.no_grad():
+        want = oracle_grads(oracle_ops(taps), x, y, [(4, 2)], 0.2, "propagate")
+    torch.testing.assert_close(taps[1].weight.grad, want[2][0], atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("where", ["front", "rear"])
+def test_traceable_identity_equals_hooks_with_inplace_activation(where):
+    """In-place ops after a tap: the SC still enters at the tap's own output ``Z^f`` (the ghost),
+    exactly where the hooks put it, and an in-place op after a rear does not raise."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 4), nn.ReLU(inplace=True),
+        nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 4),
+    )  # fmt: skip
+    taps = [model[0], model[2], model[4], model[6]]
+    pair = [(3, 1)] if where == "front" else [(3, 1), (4, 3)]
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(2))
+
+    def grads(traceable: bool | None) -> list[Tensor]:
+        model.zero_grad(set_to_none=True)
+        if traceable is None:
+            model(x).square().sum().backward()
+        else:
+            with ShortCircuit(taps, pair, 0.3, traceable=traceable):
+                model(x).square().sum().backward()
+        return [t.weight.grad.clone() for t in taps]
+
+    plain, hooks, identity = grads(None), grads(False), grads(True)
+    assert not torch.allclose(plain[0], hooks[0])
+    for a, b in zip(hooks, identity, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_traceable_weight_only_is_refused_in_one_line():
+    _, taps = make_mlp()
+    with pytest.raises(ValueError, match=r"sc.mode=weight_only cannot be compiled.*propagate"):
+        ShortCircuit(taps, [(4, 2)], 0.2, "weight_only", traceable=True)
+    eager = ShortCircuit(taps, [(4, 2)], 0.2, "weight_only")  # eager weight_only: fine
+    with pytest.raises(ValueError, match="weight_only"):
+        eager.check_compilable()

@@ -52,7 +52,7 @@ class ClassifierModule(L.LightningModule):
             apply_channels_last(backbone)
         # Kept out of the module tree (no second copy of the weights in the state dict).
         self.__dict__["_run_backbone"] = maybe_compile(
-            backbone, compile, self.short_circuit is not None
+            backbone, compile, self.short_circuit
         )
 
     @property
