@@ -78,12 +78,34 @@ def storage_message(err: OSError, where: Path | str, key: str = "hydra.run.dir")
 
 
 # --------------------------------------------------------------------------- checkpoints
-def check_checkpoint(path: str | Path, module: Any) -> None:
-    """Fail before training when ``path`` is unreadable or does not fit ``module``.
+# What scnet's and Lightning's checkpoints may hold beyond tensors and plain containers
+# (hyper-parameters saved from an OmegaConf config, paths): torch's weights_only unpickler
+# refuses every other global, so a crafted checkpoint cannot run code.
+def _safe_globals() -> list[Any]:
+    import collections
+    import pathlib
 
-    Reads the file once on the CPU (``mmap``: no full copy in memory) and compares every
-    tensor shape with the model's, so a wrong ``depth``/backbone is named precisely instead of
-    surfacing as Lightning's multi-line ``load_state_dict`` error mid-setup.
+    found: list[Any] = [collections.defaultdict, pathlib.PosixPath, pathlib.PurePosixPath]
+    try:
+        from omegaconf import DictConfig, ListConfig
+        from omegaconf.base import ContainerMetadata, Metadata
+        from omegaconf.nodes import AnyNode
+
+        found += [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode]
+    except ImportError:  # pragma: no cover - omegaconf ships with Hydra
+        pass
+    return found
+
+
+RESUME_KEYS = ("state_dict", "optimizer_states", "loops")
+
+
+def read_checkpoint(path: str | Path) -> Mapping[str, Any]:
+    """Open a checkpoint without running code from it, and check it can resume a run.
+
+    ``torch.load(weights_only=True)`` (plus :func:`_safe_globals`) unpickles tensors and plain
+    containers only; the metadata Lightning needs to resume is checked here so that a file
+    that cannot resume is refused in one line before anything is built or written.
     """
     import torch
 
@@ -93,8 +115,9 @@ def check_checkpoint(path: str | Path, module: Any) -> None:
             f"ckpt_path={path} does not exist: pass a checkpoint file such as <run dir>/checkpoints/last.ckpt"
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # corrupt zip, truncated pickle, not a torch file at all
+        with torch.serialization.safe_globals(_safe_globals()):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # corrupt zip, truncated or crafted pickle, not a torch file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
             f"ckpt_path={path} is not a readable checkpoint ({type(err).__name__}: {reason[:160]}); "
@@ -107,7 +130,30 @@ def check_checkpoint(path: str | Path, module: Any) -> None:
             f"ckpt_path={path} is not a Lightning checkpoint (no state_dict): pass a file "
             "written by scnet-run, such as <run dir>/checkpoints/last.ckpt"
         )
-    _check_shapes(path, state, module.state_dict())
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        raise ConfigError(
+            f"ckpt_path={path} holds weights only (no {', '.join(missing)}): it cannot resume a "
+            "run; resume from the run's checkpoints/last.ckpt"
+        )
+    for key in ("epoch", "global_step"):
+        value = ckpt.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(
+                f"ckpt_path={path} has corrupt metadata ({key}={value!r}, expected an integer "
+                ">= 0): resume from another checkpoint (e.g. checkpoints/best.ckpt)"
+            )
+    return ckpt
+
+
+def check_checkpoint(path: str | Path, module: Any) -> None:
+    """Fail before training when ``path`` is unreadable or does not fit ``module``.
+
+    Compares every tensor shape with the model's, so a wrong ``depth``/backbone is named
+    precisely instead of surfacing as Lightning's multi-line ``load_state_dict`` error.
+    """
+    ckpt = read_checkpoint(path)
+    _check_shapes(Path(path), ckpt["state_dict"], module.state_dict())
 
 
 def _check_shapes(path: Path, saved: Mapping[str, Any], model: Mapping[str, Any]) -> None:

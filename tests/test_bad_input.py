@@ -85,7 +85,8 @@ CASES = [
     ("corrupt_ckpt", ["ckpt_path={out}/inputs/corrupt.ckpt"], 2, ["corrupt.ckpt", "readable"]),
     (
         "ckpt_wrong_model",
-        ["depth=14", "ckpt_path={out}/done/checkpoints/last.ckpt"],
+        # max_epochs past the done run's 1: resuming a completed run is refused otherwise
+        ["depth=14", "trainer.max_epochs=3", "ckpt_path={out}/done/checkpoints/last.ckpt"],
         2,
         ["last.ckpt", "does not fit", "same backbone, depth"],
     ),

@@ -1,14 +1,18 @@
-"""``scnet-run``: one Lightning training run configured by Hydra.
+"""``scnet-run``: one Lightning training run configured by Hydra, with Hydra's own flags.
 
     scnet-run backbone=resnet depth=56 sc.weight=0.2
     scnet-run experiment=demo
     scnet-run sc=off data=digits trainer.max_epochs=5
     scnet-run ... ckpt_path=<run dir>/checkpoints/last.ckpt   # resume in that run dir
+    scnet-run --help | --hydra-help | --cfg job|hydra|all | --info | --shell-completion
+    scnet-run -m sc.weight=0.1,0.5 seed=0,1                    # one run per combination
+    scnet-run -cd my_configs experiment=mine                   # your own configs beside scnet's
 
 Exit codes: 0 completed; 1 the run failed while training (``result.json`` says why);
-2 bad configuration; 3 missing or corrupt data; 4 the run dir cannot be written; 130
-interrupted (Ctrl-C / SIGTERM; ``checkpoints/last.ckpt`` is kept for resuming). Errors are one
-line; pass ``--debug`` (or set SCNET_DEBUG=1 / HYDRA_FULL_ERROR=1) for the traceback.
+2 bad configuration or command line; 3 missing or corrupt data; 4 the run dir cannot be
+written; 130 interrupted (Ctrl-C / SIGTERM; ``checkpoints/last.ckpt`` is kept for resuming).
+Errors are one line; pass ``--debug`` (or set SCNET_DEBUG=1 / HYDRA_FULL_ERROR=1) for the
+traceback. Every value is checked by :mod:`scnet.preflight` before Lightning is imported.
 
 ``main(argv)`` returns the exit code instead of exiting, so tests and tools can call it
 in-process.
@@ -21,12 +25,14 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
+from argparse import Namespace
 from pathlib import Path
 
 from scnet.cli.common import CONF_DIR, check_group_overrides, compose_config, debug_enabled
 from scnet.errors import ConfigError, ScnetError
+
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 PROG = "scnet-run"
 log = logging.getLogger("scnet")
@@ -58,51 +64,39 @@ def _resume_dir(argv: list[str]) -> list[str]:
     return argv
 
 
-def _check_run_dir(run_dir: Path, resuming: bool) -> None:
-    from scnet.train import RESULT_FILE
+def _check_run_dir(run_dir: Path, resuming: bool, max_epochs: int | None = None) -> None:
+    from scnet.resume import check_run_dir  # standard library only: no torch yet
 
-    result = run_dir / RESULT_FILE
-    if result.is_file() and not resuming and '"completed"' in result.read_text():
-        raise ConfigError(
-            f"hydra.run.dir={run_dir} already holds a completed run; choose a new hydra.run.dir "
-            "(nothing was overwritten)"
-        )
+    check_run_dir(run_dir, resuming, max_epochs)
 
 
 def execute(
     cfg, run_dir: Path, hydra_subdir: str = ".hydra", preexisting: set[str] | None = None
 ) -> int:
-    """Run one configured training; return the process exit code."""
-    from scnet import robust, train
+    """Run one configured training (:func:`scnet.train.run`); return the process exit code."""
+    from scnet import train
 
-    started = time.time()
-    module = None
     try:
-        _check_run_dir(run_dir, resuming=bool(cfg.get("ckpt_path")))
-        datamodule, module = train.prepare(cfg)
-        if cfg.get("ckpt_path"):
-            robust.check_checkpoint(cfg.ckpt_path, module)
-    except ScnetError as err:
+        result = train.run(cfg, run_dir)
+    except ScnetError as err:  # refused before training: nothing of this run is kept
         if debug_enabled():
             traceback.print_exc()
         _undo_hydra_files(run_dir, hydra_subdir, preexisting)
         return _error(str(err), err.exit_code)
-    log.info("run dir: %s", run_dir)
-    try:
-        metrics = train.fit_and_test(cfg, run_dir, datamodule, module)
-    except (Exception, KeyboardInterrupt) as err:
-        return _failed(cfg, run_dir, module, started, err)
-    result = {"status": "completed", "metrics": metrics}
-    result.update(train.base_result(cfg, module, started))
-    if _global_rank() != 0:  # DDP: one process (rank 0) reports
+    except train.RunFailed as err:  # failed while training: result.json says so
+        if debug_enabled():
+            traceback.print_exc()
+        return _error(str(err), err.exit_code)
+    except KeyboardInterrupt:  # before the first step: nothing worth keeping was written
+        _undo_hydra_files(run_dir, hydra_subdir, preexisting)
+        return _error("interrupted before training started; nothing was written", INTERRUPTED)
+    if not train.is_global_zero():  # DDP: one process (rank 0) reports
         return 0
-    try:
-        path = train.write_result(run_dir, result)
-    except OSError as err:
-        return _error(robust.storage_message(err, run_dir), robust.StorageError.exit_code)
+    metrics = result["metrics"]
     summary = "  ".join(
         f"{k}={metrics[k]:.4f}" for k in ("test/acc", "test/loss", "val/acc_best") if k in metrics
     )
+    path = run_dir / train.RESULT_FILE
     print(f"{PROG}: completed in {result['duration_s']:.1f}s  {summary}\n{PROG}: results in {path}")
     return 0
 
@@ -118,13 +112,13 @@ def _failed(cfg, run_dir: Path, module, started: float, err: BaseException) -> i
     """Record a run that failed mid-training in ``result.json``; return the exit code."""
     from scnet import robust, train
 
-    log.error("run failed:\n%s", traceback.format_exc())
+    _to_run_log(f"run failed:\n{traceback.format_exc()}")
     if isinstance(err, KeyboardInterrupt):
         message = (
             f"interrupted ({str(err) or 'Ctrl-C'}); resume with "
             f"ckpt_path={run_dir}/checkpoints/last.ckpt"
         )
-        code = 130
+        code = INTERRUPTED
     elif isinstance(err, OSError) and err.errno is not None:
         message, code = robust.storage_message(err, run_dir), robust.StorageError.exit_code
     else:
@@ -141,6 +135,14 @@ def _failed(cfg, run_dir: Path, module, started: float, err: BaseException) -> i
     except OSError as write_err:  # a full disk may refuse result.json too: still one line
         return _error(f"{message}; result.json not written ({write_err.strerror})", code)
     return _error(f"{message} (details: {run_dir}/run.log)", code)
+
+
+def _to_run_log(text: str) -> None:
+    """The traceback goes to run.log only: the console gets the one line (``_error``)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, text, None, None)
+    for handler in [*logging.getLogger().handlers, *log.handlers]:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def _undo_hydra_files(run_dir: Path, hydra_subdir: str, preexisting: set[str] | None) -> None:
@@ -169,29 +171,96 @@ def _remove_if_only_hydra(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _explicit_run_dir(argv: list[str]) -> Path | None:
-    value = next((a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")), None)
+def _explicit_run_dir(overrides: list[str]) -> Path | None:
+    value = next((a.split("=", 1)[1] for a in overrides if a.startswith("hydra.run.dir=")), None)
     return Path(value) if value else None
 
 
-def _preflight(argv: list[str]) -> tuple[list[str], set[str] | None]:
+def _output_root(cfg) -> Path:
+    """Where Hydra will create run dirs when ``hydra.run.dir`` is not given."""
+    try:
+        return Path(str(cfg.paths.output_root))
+    except Exception:  # a config without a paths group: Hydra's default below the cwd
+        return Path("outputs")
+
+
+def _parse(argv: list[str]) -> Namespace:
+    """Hydra's own command-line parser: scnet-run takes exactly the flags any Hydra app takes."""
+    from hydra._internal.utils import get_args_parser
+
+    parser = get_args_parser()
+    parser.prog = PROG
+
+    def refuse(message: str) -> None:  # argparse would print usage + error on two lines
+        raise ConfigError(f"{message}; see {PROG} --help")
+
+    parser.error = refuse  # type: ignore[method-assign]
+    return parser.parse_args(argv)
+
+
+def _config_dir(args: Namespace) -> str | None:
+    return args.config_dir or args.config_path
+
+
+def _flags(argv: list[str], overrides: list[str]) -> list[str]:
+    """``argv`` without its overrides (Hydra's flags and their values)."""
+    rest = list(argv)
+    for override in overrides:
+        rest.remove(override)
+    return rest
+
+
+def _check_config(args: Namespace, overrides: list[str]):
+    """Compose and validate one job's config: every problem is one ConfigError line."""
+    from scnet.preflight import validate
+
+    check_group_overrides(overrides, _config_dir(args))
+    cfg = compose_config(overrides, args.config_name or "config", _config_dir(args))
+    validate(cfg)
+    return cfg
+
+
+def _preflight(args: Namespace) -> tuple[list[str], set[str] | None]:
     """Every check that needs no data or model, done before Hydra writes anything."""
     from scnet import robust
 
-    check_group_overrides(argv)
-    cfg = compose_config(argv)  # unknown keys, bad syntax: one line instead of Hydra's block
-    argv = _resume_dir(argv)
-    run_dir = _explicit_run_dir(argv)
+    overrides = list(args.overrides)
+    cfg = _check_config(args, overrides)
+    overrides = _resume_dir(overrides)
     resuming = bool(cfg.get("ckpt_path"))
-    if run_dir is not None:
-        _check_run_dir(run_dir, resuming)  # before Hydra rewrites the old run's .hydra/
-    robust.check_writable(run_dir or Path("outputs"))
+    if resuming:  # opened with weights_only=True: a crafted file cannot run code
+        robust.read_checkpoint(cfg.ckpt_path)
+    run_dir = _explicit_run_dir(overrides)
+    if run_dir is not None:  # before Hydra rewrites the old run's .hydra/
+        _check_run_dir(run_dir, resuming, cfg.get("trainer", {}).get("max_epochs"))
+    robust.check_writable(run_dir or _output_root(cfg))
     preexisting = {p.name for p in run_dir.iterdir()} if run_dir and run_dir.is_dir() else None
     if resuming and run_dir is not None and (run_dir / ".hydra").is_dir():
         # Keep the original run's config: the resume's goes into .hydra/resume-N.
         n = len(list((run_dir / ".hydra").glob("resume-*"))) + 1
-        argv = [*argv, f"hydra.output_subdir=.hydra/resume-{n}"]
-    return argv, preexisting
+        overrides = [*overrides, f"hydra.output_subdir=.hydra/resume-{n}"]
+    return overrides, preexisting
+
+
+def _preflight_multirun(args: Namespace) -> None:
+    """Validate every job of a ``-m`` sweep before the first one starts."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from scnet import robust
+
+    user = [o for o in args.overrides if not o.lstrip("+~").startswith("hydra")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(user)
+        jobs = BasicSweeper.split_arguments(parsed, None)[0]
+    except Exception:  # another sweeper's syntax (e.g. Optuna's interval()): check the base
+        check_group_overrides(args.overrides, _config_dir(args))
+        jobs = [[o for o in user if "," not in o and "(" not in o]]
+    for job in jobs:
+        cfg = _check_config(args, job)
+        if cfg.get("ckpt_path"):
+            raise ConfigError("ckpt_path cannot be swept with -m: resume one run at a time")
+    robust.check_writable(_output_root(cfg))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,11 +270,19 @@ def main(argv: list[str] | None = None) -> int:
     if "--debug" in argv:
         argv.remove("--debug")
         os.environ["SCNET_DEBUG"] = "1"
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if in_main_thread else None
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # outside a run (imports, preflight, between -m jobs)
+        if debug_enabled():
+            traceback.print_exc()
+        return _error("interrupted; no run was started or changed", INTERRUPTED)
     except SystemExit as exit_:  # Hydra (and Lightning) exit; callers in-process get the code
         return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if saved_env is None:
             os.environ.pop("SCNET_DEBUG", None)
         else:
@@ -214,12 +291,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     try:
-        argv, preexisting = _preflight(argv)
+        args = _parse(argv)
+        if args.help or args.hydra_help or args.shell_completion:
+            # scnet's help page (conf/hydra/help/scnet.yaml) lists its groups and options.
+            return _hydra_main([*argv, "hydra/help=scnet"] if args.help else argv, mode="info")
+        if args.cfg or args.info:
+            check_group_overrides(args.overrides, _config_dir(args))
+            compose_config(args.overrides, args.config_name or "config", _config_dir(args))
+            return _hydra_main(argv, mode="info")
+        if args.multirun:
+            _preflight_multirun(args)
+            return _hydra_main(argv, mode="multirun")
+        overrides, preexisting = _preflight(args)
     except ScnetError as err:
         if debug_enabled():
             traceback.print_exc()
         return _error(str(err), err.exit_code)
-    return _hydra_main(argv, preexisting)
+    return _hydra_main([*_flags(argv, args.overrides), *overrides], preexisting)
 
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
@@ -227,33 +315,36 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
-def _hydra_main(argv: list[str], preexisting: set[str] | None = None) -> int:
+def _hydra_main(argv: list[str], preexisting: set[str] | None = None, mode: str = "run") -> int:
+    """Hand the command line to ``hydra.main``; returns the run's (or the worst job's) code."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
     from scnet.robust import redact_hydra_dir
 
-    outcome = {"code": 1}
+    codes: list[int] = []
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-    def entry(cfg) -> None:
+    def entry(cfg) -> int:
         hydra_cfg = HydraConfig.get()
         run_dir = Path(hydra_cfg.runtime.output_dir)
-        redact_hydra_dir(run_dir, hydra_cfg.output_subdir or ".hydra")
         subdir = hydra_cfg.output_subdir or ".hydra"
-        outcome["code"] = execute(cfg, run_dir, subdir, preexisting)
+        redact_hydra_dir(run_dir, subdir)
+        code = execute(cfg, run_dir, subdir, preexisting if mode == "run" else None)
+        codes.append(code)
+        return code
 
     saved_argv = sys.argv
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if in_main_thread else None
     sys.argv = [saved_argv[0] if saved_argv else PROG, *argv]
     try:
         entry()
     finally:
         sys.argv = saved_argv
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    return outcome["code"]
+    if mode == "info":
+        return 0
+    if mode == "multirun":  # every job ran; the first failure's code (0 if none failed)
+        return next((c for c in codes if c), 0)
+    return codes[0] if codes else 1
 
 
 if __name__ == "__main__":
