@@ -272,6 +272,9 @@ class MCQADataModule(L.LightningDataModule):
             self.download_data()
         self.check_files()
         items = {split: self.read(path) for split, path in self.paths().items()}
+        empty = [str(self.paths()[split]) for split, questions in items.items() if not questions]
+        if empty:  # an empty split would "train" on nothing and report a test score of nothing
+            raise DataError(f"{self.name}: no questions in {', '.join(empty)}; restore the file")
         tokenizer = load_tokenizer(self.tokenizer_name)
         self._pad_id = tokenizer.pad_token_id or 0
         for split, questions in items.items():
