@@ -1,12 +1,17 @@
-"""``scnet-report``: a sweep's results as the paper's tables and figures.
+"""``scnet-report``: a sweep's results, or any run dirs, as tables and figures.
 
     scnet-report table2                 # outputs/reports/table2/{table2.md,.csv,.tex}
     scnet-report sc_sensitivity         # fig8_sc_weight.png + summary table
     scnet-report table2 --output-dir /scratch/scnet
+    scnet-report --runs outputs/runs/2026-*/*demo*   # outputs/reports/runs/
 
 Reads ``<output-dir>/sweeps/NAME/results.csv`` (partial sweeps are fine: missing cells are
-marked) and writes ``<output-dir>/reports/NAME/``. Files are built in a temporary folder and
-moved in at the end, so a failing report overwrites nothing.
+marked) and writes ``<output-dir>/reports/NAME/``. With ``--runs DIR...`` it reads the run
+dirs themselves (``.hydra/config.yaml``, ``result.json``, ``metrics.csv``), groups them by
+the config keys that differ, and writes the summary table (mean ± std, SC vs baseline:
+Welch t, p, Δ with its 95 % CI, Hedges' g), ``curves.png`` and ``accuracy_vs_depth.png`` to
+``<output-dir>/reports/<--report>/``. Files are built in a temporary folder and moved in at
+the end, so a failing report overwrites nothing.
 """
 
 from __future__ import annotations
@@ -33,15 +38,31 @@ BUILDER_MODULES = (
     "scnet.report.nlp_tables",
     "scnet.report.plainnet",
 )
+#: What ``--runs`` writes: the generic table and the two generic figures.
+RUNS_BUILDERS = ("summary", "curves", "accuracy_vs_depth")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("name", help=f"a sweep in sweeps/ ({', '.join(spec_mod.available())})")
+    p.add_argument("name", nargs="?",
+                   help=f"a sweep in sweeps/ ({', '.join(spec_mod.available())})")  # fmt: skip
+    p.add_argument("--runs", nargs="+", type=Path, metavar="DIR",
+                   help="report on these run dirs instead of a named sweep")  # fmt: skip
+    p.add_argument("--metric", default="test/acc",
+                   help="with --runs: the metric to tabulate (default test/acc)")  # fmt: skip
+    p.add_argument("--report", default="runs",
+                   help="with --runs: the report's folder name under reports/ (default runs)")  # fmt: skip
     p.add_argument("--output-dir", type=Path, default=Path("outputs"),
                    help="root holding sweeps/NAME and reports/NAME (default: outputs)")  # fmt: skip
     p.add_argument("--sweeps-dir", type=Path, default=spec_mod.SWEEPS_DIR, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if (args.name is None) == (args.runs is None):
+        p.error("give a sweep NAME or --runs DIR..., not both and not neither")
+    if args.runs is None and (args.metric != "test/acc" or args.report != "runs"):
+        p.error("--metric and --report go with --runs (a sweep names its own metric)")
+    if "/" in args.report or args.report in ("", ".", ".."):
+        p.error(f"--report={args.report!r} is invalid: a folder name without '/'")
+    return args
 
 
 def load_results(spec: spec_mod.SweepSpec, sweep_dir: Path):
@@ -86,6 +107,14 @@ def run(args: argparse.Namespace) -> list[Path]:
         importlib.import_module(module)  # registration happens on import
     from scnet.report.registry import FIGURES, TABLES
 
+    if args.runs is not None:
+        from scnet.report.rundirs import load_runs
+
+        results = load_runs(args.runs, args.metric)
+        table, *figures = RUNS_BUILDERS
+        builders = [TABLES[table], *(FIGURES[f] for f in figures)]
+        return _build(builders, results, Path("."), args.output_dir / "reports" / args.report)
+
     spec = spec_mod.load(args.name, args.sweeps_dir)
     table = spec.report.get("table")
     figures = spec.report.get("figures") or []
@@ -98,10 +127,14 @@ def run(args: argparse.Namespace) -> list[Path]:
                               f"{', '.join(sorted(FIGURES))}")  # fmt: skip
     sweep_dir = args.output_dir / "sweeps" / spec.name
     results = load_results(spec, sweep_dir)
-    out_dir = args.output_dir / "reports" / spec.name
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     builders = ([TABLES[table]] if table else []) + [FIGURES[f] for f in figures]
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{spec.name}-") as tmp:
+    return _build(builders, results, sweep_dir, args.output_dir / "reports" / spec.name)
+
+
+def _build(builders: list, results, sweep_dir: Path, out_dir: Path) -> list[Path]:
+    """Run the builders into a temporary folder, then move their files into ``out_dir``."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as tmp:
         written = []
         for build in builders:
             written += build(results, sweep_dir, Path(tmp))

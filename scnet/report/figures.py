@@ -1,19 +1,52 @@
-"""Figures in the paper's style (PNG, matplotlib Agg): accuracy vs depth, one line per setting.
+"""Figures in the paper's style (PNG, matplotlib Agg), built from a sweep's results table.
 
-Fig. 4 reads per-epoch training loss from each trial's ``metrics.csv``; the others use
-results.csv. Configurations without completed trials are left out of the lines and listed
-under the plot ("missing: ..."); nothing is interpolated.
+* :func:`accuracy_vs`: the metric vs depth (or another key) with mean ± std error bars, one
+  line per setting; baselines (SC off, or SC weight 0) drawn as dashed black lines; cells with
+  no completed run drawn in the figure as ✗ at the bottom of the axes, labelled ``failed`` or
+  ``missing``. Fig. 7/8/9 and ``accuracy_vs_depth`` are this figure.
+* :func:`curves`: validation accuracy and training loss vs epoch (from each run's
+  ``metrics.csv``), mean ± std bands over seeds, SC and its baseline on one axis, one row of
+  axes per setting of the other keys. Fig. 4 (``fig4_convergence``) and ``curves`` are this.
+
+Every line has its own marker and line style (lines never hide each other), titles are short,
+axes say what they show and in which unit, and epoch ticks are integers. Nothing is
+interpolated: a configuration without completed runs is drawn as missing, not bridged.
 """
 
 from __future__ import annotations
 
+import math
+from itertools import cycle
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from scnet.report.registry import register_figure
-from scnet.report.tables import scale, summarize
+from scnet.report.tables import (
+    MISSING,
+    NOT_APPLICABLE,
+    _cell,
+    is_baseline,
+    scale,
+    show,
+    summarize,
+)
+
+#: Marker / line-style pairs cycled over the lines of one axes (colours cycle separately).
+STYLES = (("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("P", "--"),
+          ("X", "-."), ("*", ":"))  # fmt: skip
+BASELINE = {"color": "black", "linestyle": "--", "marker": "o", "markerfacecolor": "white"}
+#: Axis labels with units for the keys and metrics reports plot.
+LABELS = {
+    "depth": "depth (layers)", "data.batch_size": "batch size (samples)",
+    "sc.weight": "SC weight w", "sc.k": "SC gap k", "epoch": "epoch",
+    "train/loss": "training loss (cross-entropy)", "val/loss": "validation loss (cross-entropy)",
+    "test/loss": "test loss (cross-entropy)", "duration_s": "training time (s)",
+}  # fmt: skip
+#: Keys that say which short circuit a run has (the rest of a configuration is its setting).
+SC_KEYS = ("sc", "sc.enabled", "sc.weight", "sc.strategy", "sc.k", "sc.rear", "sc.mode",
+           "sc.connections")  # fmt: skip
 
 
 def _pyplot():
@@ -25,57 +58,146 @@ def _pyplot():
     return plt
 
 
-def _label(config: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in config.items()) or "all"
+def axis_label(key: str) -> str:
+    """``test/acc`` → ``test accuracy (%)``; known keys with their unit; else the key."""
+    if key in LABELS:
+        return LABELS[key]
+    if key.endswith("acc") or "/acc" in key:
+        split = {"test": "test", "val": "validation", "train": "training"}
+        stage = split.get(key.split("/")[0], key.split("/")[0])
+        return f"{stage} accuracy (%)" if scale(key) == 100.0 else f"{stage} accuracy"
+    return key
 
 
-def accuracy_vs(results: pd.DataFrame, out: Path, title: str, x_key: str = "depth") -> list[Path]:
-    """One error-bar line per setting of the non-``x_key`` keys (mean ± std over seeds)."""
+def _short(key: str) -> str:
+    return key.removeprefix("backbone.").removeprefix("data.")
+
+
+def label(config: dict[str, Any]) -> str:
+    """A short legend label: ``SC on, strategy=single``, ``baseline (SC off)``, ``depth=20``."""
+    parts = []
+    for key, value in config.items():
+        if key in ("sc", "sc.enabled"):
+            on = str(value).lower() in ("on", "true", "1")
+            parts.insert(0, "SC on" if on else "baseline (SC off)")
+        elif key == "sc.weight" and _cell(value) == "0.0":
+            parts.append("w=0 (= SC off)")
+        elif str(value) not in (MISSING, NOT_APPLICABLE):
+            parts.append(f"{_short(key.removeprefix('sc.'))}={show(value)}")
+    return ", ".join(parts) or "all runs"
+
+
+def _x_positions(values: list[Any]) -> tuple[list[Any], dict[str, float]]:
+    """Sorted distinct x values and their evenly spaced positions (categorical axis)."""
+    distinct = {_cell(v): v for v in values}
+    numeric = all(_as_float(v) is not None for v in distinct.values())
+    order = sorted(distinct, key=lambda c: _as_float(distinct[c]) if numeric else c)
+    return [distinct[c] for c in order], {c: float(i) for i, c in enumerate(order)}
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _tick(value: Any) -> str:
+    number = _as_float(value)
+    if number is not None and number.is_integer():
+        return str(int(number))
+    return str(value)
+
+
+def accuracy_vs(
+    results: pd.DataFrame, out: Path, title: str, x_key: str = "depth",
+    panel_key: str | None = None,
+) -> list[Path]:  # fmt: skip
+    """The metric vs ``x_key`` with mean ± std error bars, one line per other setting.
+
+    ``panel_key``: one axes per value of that key (e.g. one per backbone), lines inside are
+    the remaining keys. Lines are dodged sideways a little so their error bars stay visible;
+    a configuration without completed trials is a ✗ at the bottom labelled ``failed`` (its
+    trials failed) or ``missing`` (none ran).
+    """
     plt = _pyplot()
     metric = results.attrs["metric"]
     keys = list(results.attrs.get("keys", []))
     if x_key not in keys:
-        x_key = keys[0] if keys else x_key
-    hue = [k for k in keys if k != x_key]
+        x_key = next((k for k in keys if k not in SC_KEYS), keys[0] if keys else x_key)
+    panel_key = panel_key if panel_key in keys and panel_key != x_key else None
+    hue = [k for k in keys if k not in (x_key, panel_key)]
     table = summarize(results)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    missing = table[table["n"] == 0]
-    groups = table.groupby(hue, sort=False) if hue else [((), table)]
-    for setting, part in groups:
-        part = part[part["n"] > 0]
-        if part.empty:
-            continue
-        part = part.assign(_x=pd.to_numeric(part[x_key], errors="coerce")).sort_values("_x")
+    if x_key not in table:  # nothing varies: one point for all runs
+        table[x_key] = "all runs"
+    xs, pos = _x_positions(list(table[x_key]))
+    panels = list(table.groupby(panel_key, sort=False)) if panel_key else [(None, table)]
+    cols = min(len(panels), 3)
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 1.4, 3.6 * rows + 0.4),
+                             squeeze=False, sharey=True)  # fmt: skip
+    for ax, (value, part) in zip(axes.flat, panels, strict=False):
+        _accuracy_axes(ax, part, keys, x_key, hue, pos)
+        ax.set_xticks(list(pos.values()), [_tick(v) for v in xs])
+        ax.set_xlabel(axis_label(x_key))
+        ax.set_ylabel(axis_label(metric))
+        ax.set_title(f"{_short(panel_key)}={show(value)}" if panel_key else title, fontsize=10)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    if panel_key:
+        fig.suptitle(title, fontsize=11)
+    return [_save(fig, out, top=1 - 0.4 / fig.get_figheight() if panel_key else 1.0)]
+
+
+def _accuracy_axes(
+    ax: Any, table: pd.DataFrame, keys: list[str], x_key: str, hue: list[str],
+    pos: dict[str, float],
+) -> None:  # fmt: skip
+    plt = _pyplot()
+    groups = list(table.groupby(hue, sort=False, dropna=False)) if hue else [((), table)]
+    width = 0.3 / max(len(groups), 1)
+    colours = cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    for i, (setting, part) in enumerate(groups):
         setting = setting if isinstance(setting, tuple) else (setting,)
-        ax.errorbar(part[x_key].astype(str) if part["_x"].isna().any() else part["_x"],
-                    part["mean"], yerr=part["std"].fillna(0.0), marker="o", capsize=3,
-                    label=_label(dict(zip(hue, setting, strict=True))))  # fmt: skip
-    ax.set_xlabel(x_key)
-    ax.set_ylabel(f"{metric}{' (%)' if scale(metric) == 100.0 else ''}")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
-    if not missing.empty:
-        cells = "; ".join(_label({k: r[k] for k in keys}) for _, r in missing.iterrows())
-        fig.text(0.01, 0.01, f"missing: {cells}"[:300], fontsize=6, wrap=True)
-    fig.tight_layout(rect=(0, 0.05 if not missing.empty else 0, 1, 1))
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    return [out]
+        config = dict(zip(hue, setting, strict=True))
+        offset = (i - (len(groups) - 1) / 2) * width
+        for _, r in part[part["n"] == 0].iterrows():
+            _absent(ax, pos[_cell(r[x_key])] + offset, "failed" if r["failed"] else MISSING)
+        done = part[part["n"] > 0]
+        if done.empty:
+            continue
+        x = [pos[_cell(v)] + offset for v in done[x_key]]
+        order = sorted(range(len(x)), key=x.__getitem__)
+        marker, line = STYLES[i % len(STYLES)]
+        style = BASELINE if is_baseline({**config, x_key: None}, keys) else {
+            "marker": marker, "linestyle": line, "color": next(colours)}  # fmt: skip
+        ax.errorbar([x[j] for j in order], done["mean"].iloc[order],
+                    yerr=done["std"].fillna(0.0).iloc[order], capsize=3, label=label(config),
+                    **style)  # fmt: skip
+
+
+def _absent(ax: Any, x: float, why: str) -> None:
+    """A ✗ at the bottom of the axes for a cell with no completed run, and why."""
+    where = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    ax.plot(x, 0.04, marker="x", color="red", markersize=9, mew=2, transform=where,
+            clip_on=False, linestyle="none")  # fmt: skip
+    ax.annotate(why, (x, 0.04), xycoords=where, xytext=(0, 7), textcoords="offset points",
+                ha="center", fontsize=7, color="red")  # fmt: skip
 
 
 @register_figure("fig7_connections")
 def fig7(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
     """Paper Fig. 7: single vs multiple SC connections across depths."""
-    return accuracy_vs(
-        results, out_dir / "fig7_connections.png", "Single vs multiple SC connections"
-    )
+    return accuracy_vs(results, out_dir / "fig7_connections.png", "Single vs multiple SC")
 
 
 @register_figure("fig8_sc_weight")
 def fig8(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
-    """Paper Fig. 8: SC weight 0.1 / 0.2 / 0.5 across depths."""
+    """Paper Fig. 8: SC weight 0.1 / 0.2 / 0.5 (and its baseline) across depths."""
     return accuracy_vs(results, out_dir / "fig8_sc_weight.png", "SC weight")
 
 
@@ -88,11 +210,13 @@ def fig9(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
 @register_figure("accuracy_vs_depth")
 def accuracy_vs_depth(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
     """Any grid sweep: the metric vs depth (or the first key), one line per other setting."""
-    return accuracy_vs(results, out_dir / "accuracy_vs_depth.png", results.attrs.get("sweep", ""))
+    title = str(results.attrs.get("sweep", "") or "Accuracy vs depth")
+    return accuracy_vs(results, out_dir / "accuracy_vs_depth.png", title)
 
 
-def loss_curve(run_dir: Path, column: str = "train/loss") -> pd.Series | None:
-    """Per-epoch values of ``column`` from a run's metrics.csv (None when absent)."""
+# ----------------------------------------------------------------------------- curves
+def epoch_curve(run_dir: Path, column: str) -> pd.Series | None:
+    """Per-epoch values of ``column`` in a run's metrics.csv, by 0-based epoch (None if absent)."""
     path = run_dir / "metrics.csv"
     if not path.is_file():
         return None
@@ -103,33 +227,109 @@ def loss_curve(run_dir: Path, column: str = "train/loss") -> pd.Series | None:
     return rows.groupby("epoch")[column].mean() if not rows.empty else None
 
 
-@register_figure("fig4_convergence")
-def fig4(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
-    """Paper Fig. 4: training loss per epoch, one line per configuration (mean over seeds)."""
-    plt = _pyplot()
+loss_curve = epoch_curve  # the name Fig. 4 used
+
+
+def _run_path(value: Any, sweep_dir: Path) -> Path | None:
+    if not isinstance(value, str) or not value:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else sweep_dir / path
+
+
+def collect_curves(
+    results: pd.DataFrame, sweep_dir: Path, column: str
+) -> dict[tuple[tuple[str, ...], tuple[str, ...]], list[pd.Series]]:
+    """``{(setting, sc setting): [per-run curve, ...]}`` over completed runs."""
     keys = list(results.attrs.get("keys", []))
     done = results[results["state"] == "COMPLETE"] if "state" in results else results
-    curves: dict[str, list[pd.Series]] = {}
+    out: dict[tuple[tuple[str, ...], tuple[str, ...]], list[pd.Series]] = {}
     for _, row in done.iterrows():
-        run_dir = Path(str(row.get("run_dir", "")))
-        run_dir = run_dir if run_dir.is_absolute() else sweep_dir / run_dir
-        curve = loss_curve(run_dir)
-        if curve is not None:
-            curves.setdefault(_label({k: row[k] for k in keys}), []).append(curve)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for label, series in sorted(curves.items()):
-        mean = pd.concat(series, axis=1).mean(axis=1)
-        ax.plot(mean.index + 1, mean.values, label=f"{label} (n={len(series)})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.set_title("Convergence (training loss)")
-    ax.grid(alpha=0.3)
-    if curves:
-        ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no completed runs with metrics.csv", ha="center", transform=ax.transAxes)
-    out = out_dir / "fig4_convergence.png"
-    fig.tight_layout()
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
-    return [out]
+        run_dir = _run_path(row.get("run_dir"), sweep_dir)
+        curve = epoch_curve(run_dir, column) if run_dir else None
+        if curve is None:
+            continue
+        setting = tuple(str(row[k]) for k in keys if k not in SC_KEYS)
+        sc = tuple(str(row[k]) for k in keys if k in SC_KEYS)
+        out.setdefault((setting, sc), []).append(curve)
+    return out
+
+
+def _band(ax: Any, runs: list[pd.Series], text: str, style: dict[str, Any], factor: float) -> None:
+    frame = pd.concat(runs, axis=1) * factor
+    mean, std = frame.mean(axis=1), frame.std(axis=1, ddof=1).fillna(0.0)
+    epochs = mean.index.to_numpy() + 1
+    every = max(len(epochs) // 10, 1)  # markers on ~10 epochs: readable on 200-epoch runs
+    ax.plot(epochs, mean.to_numpy(), label=f"{text} (n={len(runs)})", markevery=every, **style)
+    ax.fill_between(epochs, (mean - std).to_numpy(), (mean + std).to_numpy(), alpha=0.15,
+                    color=style.get("color"), linewidth=0)  # fmt: skip
+
+
+def curves(
+    results: pd.DataFrame, sweep_dir: Path, out: Path, title: str,
+    columns: tuple[str, ...] = ("val/acc", "train/loss"),
+) -> list[Path]:  # fmt: skip
+    """``columns`` vs epoch: one row per setting, SC settings and the baseline on one axis."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    keys = list(results.attrs.get("keys", []))
+    setting_keys = [k for k in keys if k not in SC_KEYS]
+    sc_keys = [k for k in keys if k in SC_KEYS]
+    data = {c: collect_curves(results, sweep_dir, c) for c in columns}
+    settings = sorted({s for d in data.values() for s, _ in d}, key=_sort_key)
+    rows = max(len(settings), 1)
+    fig, axes = plt.subplots(rows, len(columns), figsize=(5 * len(columns), 3.2 * rows + 0.6),
+                             squeeze=False)  # fmt: skip
+    for r, setting in enumerate(settings or [()]):
+        for c, column in enumerate(columns):
+            ax = axes[r][c]
+            found = sorted((sc, runs) for (s, sc), runs in data[column].items() if s == setting)
+            colours = cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+            for i, (sc, runs) in enumerate(found):
+                config = dict(zip(sc_keys, sc, strict=True))
+                marker, line = STYLES[i % len(STYLES)]
+                style = dict(BASELINE) if is_baseline(config, sc_keys) else {
+                    "marker": marker, "linestyle": line, "color": next(colours)}  # fmt: skip
+                _band(ax, runs, label(config) if config else "runs", style, scale(column))
+            if not found:
+                ax.text(0.5, 0.5, "no metrics.csv with this column", ha="center",
+                        transform=ax.transAxes, color="red")  # fmt: skip
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(axis_label(column))
+            where = label(dict(zip(setting_keys, setting, strict=True))) if setting else ""
+            ax.set_title(where if where != "all runs" else "", fontsize=9)
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=7)
+    fig.suptitle(f"{title} (mean ± std over seeds)", fontsize=10)
+    return [_save(fig, out, top=1 - 0.45 / fig.get_figheight())]
+
+
+def _sort_key(setting: tuple[str, ...]) -> tuple:
+    return tuple((0, _as_float(v), "") if _as_float(v) is not None else (1, 0.0, v)
+                 for v in setting)  # fmt: skip
+
+
+@register_figure("curves")
+def curves_figure(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
+    """Any sweep: validation accuracy and training loss per epoch, SC vs baseline."""
+    title = str(results.attrs.get("sweep", "") or "Training curves")
+    return curves(results, sweep_dir, out_dir / "curves.png", title)
+
+
+@register_figure("fig4_convergence")
+def fig4(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
+    """Paper Fig. 4: convergence, SC vs baseline (validation accuracy and training loss)."""
+    return curves(results, sweep_dir, out_dir / "fig4_convergence.png", "Convergence")
+
+
+def _save(fig: Any, out: Path, top: float = 1.0) -> Path:
+    """Lay out (leaving ``top`` of the height for a suptitle), write the PNG, free the figure."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    fig.savefig(out, dpi=130)
+    _pyplot().close(fig)
+    return out

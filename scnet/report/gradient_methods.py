@@ -14,7 +14,11 @@ and data the sweep fixes in ``base``:
   the output end (vanishing), > 1 more (exploding or SC-boosted).
 
 The depth and data of every run are read from its ``.hydra/config.yaml``; the caption names
-them, and the notes say so when runs differ (then the comparison is not at equal depth/data).
+them, and the notes say so when runs differ in what the sweep does not vary (then rows are
+not at equal depth/data). When ``depth`` is a sweep key, the Markdown also lists, per method
+and SC setting, the deepest depth that still trains (mean accuracy ≥ ``TRAINS`` %, chance is
+10 %) and the shallowest that does not, and the figure ``gradient_methods_depth`` draws
+accuracy vs depth, one panel per backbone, SC on against SC off.
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ import pandas as pd
 
 from scnet.report import tables
 from scnet.report.gradients import STATS, run_config
-from scnet.report.registry import register_table
+from scnet.report.registry import register_figure, register_table
 from scnet.report.tables import MISSING, _key, display, mean_std, summarize, to_markdown
 
 NAME = "gradient_methods"
+FIGURE = "gradient_methods_depth"
+#: A cell "trains" when its mean test accuracy reaches this (%; 10-class chance is 10 %).
+TRAINS = 50.0
 RATIOS = {"w_grad_norm": "‖∂J/∂W‖ first/last", "out_grad_norm": "‖∂J/∂Z‖ first/last"}
 #: Columns this table adds to ``tables.summarize``'s (the rest are keys and accuracy stats).
 EXTRA = ("time_mean_s", "time_std_s", *(f"{c}_ratio{s}" for c in RATIOS for s in ("", "_n")))
@@ -75,7 +82,8 @@ def collect_runs(results: pd.DataFrame, sweep_dir: Path) -> tuple[dict, set[str]
             continue
         cfg = run_config(run_dir)
         if cfg:
-            setups.add(f"depth {cfg.get('depth')}, data {(cfg.get('data') or {}).get('name')}")
+            data = f"data {(cfg.get('data') or {}).get('name')}"
+            setups.add(data if "depth" in keys else f"depth {cfg.get('depth')}, {data}")
         if not (run_dir / STATS).is_file():
             notes.append(f"{run_dir.name}: no {STATS} (run with grad_stats.enabled=true)")
             continue
@@ -126,12 +134,6 @@ def render(table: pd.DataFrame, metric: str) -> tuple[list[str], list[list[str]]
     return header, cells
 
 
-def to_latex(header: list[str], cells: list[list[str]], caption: str) -> str:
-    """``tables.to_latex`` with the norm symbols of the ratio headers made LaTeX-safe."""
-    text = tables.to_latex(header, cells, caption)
-    return text.replace("‖", r"$\|$").replace("∂", r"$\partial$")
-
-
 @register_table(NAME)
 def gradient_methods(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
     """Write ``gradient_methods.{md,csv,tex}``: accuracy, time and gradient-norm ratios."""
@@ -144,9 +146,51 @@ def gradient_methods(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> l
     if missing:
         notes.append(f"{missing} configuration(s) have no completed trial (marked {MISSING}).")
     body = to_markdown(header, cells) + "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
+    if "depth" in results.attrs.get("keys", []):
+        body += "\n" + depth_limits_markdown(table) + "\n"
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{NAME}.{ext}" for ext in ("md", "csv", "tex")]
     paths[0].write_text(f"# {caption}\n\n{body}")
     table.to_csv(paths[1], index=False)
-    paths[2].write_text(to_latex(header, cells, caption))
+    paths[2].write_text(tables.to_latex(header, cells, caption))
     return paths
+
+
+def depth_limits(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method (the keys other than depth): deepest depth that trains, shallowest that not.
+
+    "Trains": mean accuracy ≥ ``TRAINS`` %. A depth without completed runs counts as neither.
+    """
+    keys = [c for c in table.columns if c not in tables.STAT_COLUMNS and c not in EXTRA]
+    method = [k for k in keys if k != "depth"]
+    rows = []
+    for setting, part in table.groupby(method, sort=False, dropna=False):
+        setting = setting if isinstance(setting, tuple) else (setting,)
+        done = part[part["n"] > 0].assign(_d=pd.to_numeric(part["depth"], errors="coerce"))
+        ok = done[done["mean"] >= TRAINS]["_d"]
+        bad = done[done["mean"] < TRAINS]["_d"]
+        rows.append({**dict(zip(method, setting, strict=True)),
+                     "deepest that trains": _depth(ok.max() if len(ok) else None),
+                     "shallowest that does not": _depth(bad.min() if len(bad) else None)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _depth(value: Any) -> str:
+    return "none" if value is None or pd.isna(value) else str(int(value))
+
+
+def depth_limits_markdown(table: pd.DataFrame) -> str:
+    limits = depth_limits(table)
+    header = list(limits.columns)
+    cells = [[str(v) for v in row] for row in limits.itertuples(index=False)]
+    return (f"Where each method stops training (mean test accuracy ≥ {TRAINS:g} % counts as "
+            f"training; chance is 10 %):\n\n{to_markdown(header, cells)}")  # fmt: skip
+
+
+@register_figure(FIGURE)
+def gradient_methods_depth(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
+    """Accuracy vs depth, one panel per backbone, SC on vs off (the baseline dashed)."""
+    from scnet.report.figures import accuracy_vs
+
+    return accuracy_vs(results, out_dir / f"{FIGURE}.png", "Accuracy vs depth, SC on vs off",
+                       x_key="depth", panel_key="backbone")  # fmt: skip

@@ -27,10 +27,22 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from scnet.report.figures import STYLES
 from scnet.report.registry import register_figure
 
 STATS = "grad_stats.csv"
 NODES = "grad_nodes.csv"
+#: Axis labels for grad_stats.csv columns (W: a tap's weight, Z: its output, J: the loss).
+COLUMN_LABELS = {
+    "w_grad_abs_mean": "mean |∂J/∂W| per weight", "w_grad_mean": "mean ∂J/∂W (signed)",
+    "w_grad_norm": "‖∂J/∂W‖", "out_grad_abs_mean": "mean |∂J/∂Z| per unit",
+    "out_grad_mean": "mean ∂J/∂Z (signed)", "out_grad_norm": "‖∂J/∂Z‖",
+}  # fmt: skip
+
+
+def column_label(column: str) -> str:
+    """A grad_stats.csv column as an axis label (the column name when unknown)."""
+    return COLUMN_LABELS.get(column, column)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -84,6 +96,12 @@ def wrap_title(title: str, fig_width_in: float, fontsize: float) -> str:
     return "\n".join(lines)
 
 
+def _integer_ticks() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _plt() -> Any:
     import matplotlib
 
@@ -96,17 +114,20 @@ def _plt() -> Any:
 # ----------------------------------------------------------------------------- Fig. 5
 def plot_fcn_gradients(
     runs: Mapping[str, Sequence[Path]], out: Path, column: str = "w_grad_abs_mean",
-    title: str = "Fig. 5: mean |gradient| per layer",
+    title: str = "Fig. 5: gradient per layer",
 ) -> Path:  # fmt: skip
     """One curve per label (runs of a label averaged), log-scale y, layer index on x."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, dirs in runs.items():
         profile = layer_profile([load_grad_stats(d) for d in dirs], column)
-        ax.plot(profile.index, profile.to_numpy(), marker="o", label=f"{label} (n={len(dirs)})")
+        marker, line = STYLES[len(ax.lines) % len(STYLES)]
+        ax.plot(profile.index, profile.to_numpy(), marker=marker, linestyle=line,
+                label=f"{label} (n={len(dirs)})")  # fmt: skip
     ax.set_yscale("log")
-    ax.set_xlabel("layer (tap index, input → output)")
-    ax.set_ylabel(column.replace("_", " "))
+    ax.set_xlabel("layer (1 = input side)")
+    ax.xaxis.set_major_locator(_integer_ticks())
+    ax.set_ylabel(column_label(column) + " (log scale)")
     # An axes title is centred on the axes, right of the figure's centre (y label): 80% width.
     ax.set_title(wrap_title(title, 0.8 * fig.get_figwidth(), 8), fontsize=8)
     ax.legend(fontsize=8)
@@ -154,11 +175,14 @@ def plot_resnet_gradients(
             _shade_stages(ax, stages)
             for label, fs in sorted(frames.items()):
                 profile = layer_profile(fs, column, window)
-                ax.plot(profile.index, profile.to_numpy(), marker=".", label=f"{label}{depth}")
+                marker, line = STYLES[len(ax.lines) % len(STYLES)]
+                ax.plot(profile.index, profile.to_numpy(), marker=marker, markersize=3,
+                        linestyle=line, label=f"{label}{depth}")  # fmt: skip
             ax.axhline(0.0, color="k", lw=0.5)
             ax.set_title(f"depth {depth}, {name}", fontsize=9)
-            ax.set_xlabel("layer (conv tap)")
-            ax.set_ylabel(column.replace("_", " "))
+            ax.set_xlabel("layer (conv tap, 1 = stem)")
+            ax.xaxis.set_major_locator(_integer_ticks())
+            ax.set_ylabel(column_label(column))
             ax.legend(fontsize=7)
     title = "Fig. 6: mean gradient per layer (shaded: stages 1-3)"
     fig.suptitle(wrap_title(title, fig.get_figwidth(), 10), fontsize=10)

@@ -3,7 +3,9 @@
 Registered as ``table3`` and ``table4`` for ``scnet-report``. Rows: each backbone (BERT-base,
 BERT-large, RoBERTa-large) with SC off and on; columns: dev (``val/acc_best``) and test
 (``test/acc``) accuracy in %, mean ± std over seeds, n, the paper's number and Δ = ours − paper,
-plus Welch's t-test of SC against its same-code baseline on test accuracy.
+plus SC against its same-code baseline on test accuracy (``tables.compare``: Welch's p, the
+difference with its 95 % CI, Hedges' g). Cells, Welch and the table writers are
+``tables.py``'s; the paper's numbers are ``paper.py``'s.
 """
 
 from __future__ import annotations
@@ -12,24 +14,13 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
+from scnet.report import paper, tables
 from scnet.report.registry import register_table
 
-MODELS = ("bert-base", "bert-large", "roberta-large")
-# Paper Tables 3-4 (DESIGN.md), accuracy in %: (model, sc) -> (dev, test); None = not reported.
-PAPER: dict[str, dict[tuple[str, bool], tuple[float | None, float | None]]] = {
-    "table3": {
-        ("bert-base", False): (63.2, 63.2), ("bert-base", True): (63.3, 63.3),
-        ("bert-large", False): (66.0, 66.8), ("bert-large", True): (66.6, 67.6),
-        ("roberta-large", False): (85.4, 85.0), ("roberta-large", True): (87.5, 86.3),
-    },
-    "table4": {
-        ("bert-base", False): (None, 87.53), ("bert-base", True): (88.0, 88.1),
-        ("bert-large", False): (None, 88.7), ("bert-large", True): (88.9, 89.2),
-        ("roberta-large", False): (93.76, 94.0), ("roberta-large", True): (94.8, 94.7),
-    },
-}  # fmt: skip
+MODELS = {"bert-base": "BERT-base", "bert-large": "BERT-large", "roberta-large": "RoBERTa-large"}
+#: The paper's numbers: ``paper.TABLE3_DREAM`` / ``paper.TABLE4_MCSCRIPT``, (dev, test) in %.
+PAPER = {"table3": paper.TABLE3_DREAM, "table4": paper.TABLE4_MCSCRIPT}
 TITLES = {
     "table3": "Table 3: DREAM accuracy (%), dev / test",
     "table4": "Table 4: SemEval-2018 Task 11 (MCScript) accuracy (%), dev / test",
@@ -52,84 +43,69 @@ def _sc_on(value: object) -> bool:
     return str(value).strip().lower() in ("on", "true", "1", "sc")
 
 
-def _mean_std(values: pd.Series) -> tuple[float, float, int]:
-    values = values.dropna() * 100.0
-    n = len(values)
-    mean = float(values.mean()) if n else math.nan
-    std = float(values.std(ddof=1)) if n > 1 else math.nan
-    return mean, std, n
+def _percent(values: pd.Series | None) -> list[float]:
+    return [] if values is None else [100.0 * float(v) for v in values.dropna()]
 
 
-def _fmt(mean: float, std: float) -> str:
-    if math.isnan(mean):
+def _mean_std(values: list[float]) -> str:
+    mean = sum(values) / len(values) if values else None
+    std = pd.Series(values).std(ddof=1) if len(values) > 1 else None
+    return "–" if mean is None else tables.mean_std(mean, std)
+
+
+def _delta(values: list[float], ref: float | None) -> str:
+    if ref is None or not values:
         return "–"
-    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
-
-
-def _paper(value: float | None) -> str:
-    return "–" if value is None else f"{value:g}"
-
-
-def _delta(mean: float, paper: float | None) -> str:
-    return "–" if paper is None or math.isnan(mean) else f"{mean - paper:+.2f}"
-
-
-def _welch(a: pd.Series, b: pd.Series) -> str:
-    a, b = a.dropna(), b.dropna()
-    if len(a) < 2 or len(b) < 2:
-        return "–"
-    return f"{stats.ttest_ind(a, b, equal_var=False).pvalue:.3f}"
+    return f"{sum(values) / len(values) - ref:+.2f}"
 
 
 def summarize(results: pd.DataFrame, table: str) -> pd.DataFrame:
-    """One row per (model, SC) with our mean ± std, n, the paper's numbers and Δ."""
+    """One row per (model, SC) with our mean ± std, n, the paper's numbers, Δ and SC vs plain."""
     done = results[results.get("state", "COMPLETE").astype(str).str.upper() == "COMPLETE"]
     column = next((c for c in MODEL_COLUMNS if c in done.columns), None)
     if column is None or "sc" not in done.columns:
         raise ValueError(f"{table}: results need an sc column and one of {MODEL_COLUMNS}")
     done = done.assign(_model=done[column].map(_model_of), _sc=done["sc"].map(_sc_on))
     rows = []
-    for model in MODELS:
+    for model, name in MODELS.items():
+        base = done[(done["_model"] == model) & (~done["_sc"])]
         for sc in (False, True):
             group = done[(done["_model"] == model) & (done["_sc"] == sc)]
-            baseline = done[(done["_model"] == model) & (~done["_sc"])]
-            rows.append(_row(table, model, sc, group, baseline))
+            rows.append(_row(table, ("SC" if sc else "") + name, sc, group, base))
     return pd.DataFrame(rows)
 
 
-def _row(table: str, model: str, sc: bool, group: pd.DataFrame, base: pd.DataFrame) -> dict:
-    dev = _mean_std(group.get("val/acc_best", pd.Series(dtype=float)))
-    test = _mean_std(group.get("test/acc", pd.Series(dtype=float)))
-    paper_dev, paper_test = PAPER[table][(model, sc)]
-    name = ("SC" if sc else "") + {"bert-base": "BERT-base", "bert-large": "BERT-large",
-                                   "roberta-large": "RoBERTa-large"}[model]  # fmt: skip
+def _row(table: str, name: str, sc: bool, group: pd.DataFrame, base: pd.DataFrame) -> dict:
+    dev, test = _percent(group.get("val/acc_best")), _percent(group.get("test/acc"))
+    paper_dev, paper_test = PAPER[table][name]
+    vs = tables.compare(test, _percent(base.get("test/acc"))) if sc else {}
+    p = vs.get("welch_p")
     return {
-        "model": name, "n": test[2],
-        "dev (ours)": _fmt(dev[0], dev[1]), "dev (paper)": _paper(paper_dev),
-        "Δ dev": _delta(dev[0], paper_dev),
-        "test (ours)": _fmt(test[0], test[1]), "test (paper)": _paper(paper_test),
-        "Δ test": _delta(test[0], paper_test),
-        "p (Welch, test, SC vs plain)": _welch(group.get("test/acc", pd.Series(dtype=float)),
-                                               base.get("test/acc", pd.Series(dtype=float)))
-        if sc else "",
+        "model": name, "n": len(test),
+        "dev (ours)": _mean_std(dev), "dev (paper)": _paper(paper_dev),
+        "Δ dev": _delta(dev, paper_dev),
+        "test (ours)": _mean_std(test), "test (paper)": _paper(paper_test),
+        "Δ test": _delta(test, paper_test),
+        "p (Welch, test, SC vs plain)": "" if not sc else tables._fmt(p, 3),
+        "Δ test vs plain [95 % CI]": "" if not sc else tables.diff_ci(
+            vs.get("diff"), vs.get("diff_lo"), vs.get("diff_hi")),
+        "Hedges g (test)": "" if not sc else tables._fmt(vs.get("hedges_g")),
     }  # fmt: skip
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    """A GitHub pipe table (no ``tabulate`` dependency)."""
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |"]
-    lines.append("|" + "---|" * len(frame.columns))
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
+def _paper(value: float | None) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:g}"
 
 
 def _write(table: str, results: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(results, table)
+    header = list(summary.columns)
+    cells = [[str(v) for v in row] for row in summary.itertuples(index=False)]
     md, csv, tex = (out_dir / f"{table}.{ext}" for ext in ("md", "csv", "tex"))
-    md.write_text(f"{TITLES[table]}\n\n{markdown(summary)}\n")
+    md.write_text(f"{TITLES[table]}\n\n{tables.to_markdown(header, cells)}")
     summary.to_csv(csv, index=False)
-    tex.write_text(summary.to_latex(index=False, caption=TITLES[table]))
+    tex.write_text(tables.to_latex(header, cells, TITLES[table]))
     return [md, csv, tex]
 
 

@@ -18,8 +18,6 @@ TABLE2: dict[int, tuple[float, float]] = {
     110: (93.39, 94.13),
     1202: (92.07, 94.46),
 }
-# A careful public re-implementation of the plain ResNet (depths 20-110), for context.
-RESNET_REIMPLEMENTATION: dict[int, float] = {20: 91.73, 32: 92.63, 44: 93.10, 56: 93.39, 110: 93.68}
 
 # Table 3 (DREAM) and Table 4 (MCScript): model -> (dev, test) accuracy (%); None = not given.
 TABLE3_DREAM: dict[str, tuple[float | None, float | None]] = {
@@ -39,12 +37,6 @@ SEED003_TABLE1: dict[str, tuple[float, float]] = {
     "BN + LReLU": (78.38, 79.52), "BN + max-norm": (82.90, 81.86),
     "LReLU + max-norm": (83.62, 82.11), "BN + LReLU + max-norm": (0.11, 5.48),
 }  # fmt: skip
-# Section 5.4 (qualitative): what the paper reports as best.
-SECTION_5_4 = {
-    "sc.weight": "0.2 best of 0.1 / 0.2 / 0.5",
-    "data.batch_size": "32 best for SCResNet",
-    "sc.k": "4 for BERT",
-}
 
 
 def sc_enabled(config: dict[str, Any]) -> bool | None:

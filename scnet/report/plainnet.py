@@ -148,7 +148,7 @@ def plainnet_table1(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> li
     body = to_markdown(header, cells) + "".join(f"\n- {n}" for n in notes) + "\n"
     paths[0].write_text(f"# {caption}\n\n{body}")
     table.to_csv(paths[1], index=False)
-    paths[2].write_text(tables.to_latex(header, cells, caption).replace("κ", r"$\kappa$"))
+    paths[2].write_text(tables.to_latex(header, cells, caption))
     return paths
 
 
@@ -167,32 +167,39 @@ def final_condition(run_dir: Path) -> pd.Series | None:
 @register_figure(FIGURE)
 def condition_per_layer(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
     """``condition_per_layer.png``: log10 κ per layer, one line per component combination."""
-    from scnet.report.figures import _pyplot
+    from scnet.lit.condition import SINGULAR
+    from scnet.report.figures import STYLES, _pyplot, _save
 
     plt = _pyplot()
     labelled = _labelled(results)
     done = labelled[labelled["state"] == "COMPLETE"]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     missing = []
-    for label in [x for x in ORDER if x in set(labelled["components"])]:
+    for i, label in enumerate(x for x in ORDER if x in set(labelled["components"])):
         dirs = [_run_dir(d, sweep_dir) for d in done[done["components"] == label]["run_dir"]]
         curves = [c for c in (final_condition(d) for d in dirs if d) if c is not None]
         if not curves:
             missing.append(label)
             continue
         median = pd.concat(curves, axis=1).median(axis=1)
-        ax.plot(median.index, median.values, label=f"{label} (n={len(curves)})")
-    ax.set_xlabel("hidden layer")
-    ax.set_ylabel("log10 condition number (last epoch)")
-    ax.set_title("How singular the hidden representations become (seed 003)")
+        marker, line = STYLES[i % len(STYLES)]
+        # Markers on a few layers each, shifted per line, so coinciding lines stay visible.
+        every = (i % 4, max(len(median) // 8, 1))
+        ax.plot(median.index + 1, median.values, marker=marker, linestyle=line, markevery=every,
+                label=f"{label} (n={len(curves)})", alpha=0.85)  # fmt: skip
+    cap = math.log10(SINGULAR)
+    ax.axhline(cap, color="grey", lw=0.8, ls=":")
+    ax.annotate(f"cap: κ = 1/ε ≈ {SINGULAR:.1e} (numerically singular)", (0.01, cap),
+                xycoords=("axes fraction", "data"), xytext=(0, -11),
+                textcoords="offset points", fontsize=7, color="grey")  # fmt: skip
+    for j, label in enumerate(missing):
+        ax.annotate(f"✗ {label}: no completed run with condition.csv", (0.99, 0.04 + 0.06 * j),
+                    xycoords="axes fraction", ha="right", fontsize=7, color="red")  # fmt: skip
+    ax.set_xlabel("hidden layer (1 = input side)")
+    ax.set_ylabel("log10 κ of the layer's activations")
+    ax.set_title("Condition number per layer, last epoch (median over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     if ax.lines:
-        ax.legend(fontsize=7)
-    if missing:
-        fig.text(0.01, 0.01, f"missing (no condition.csv): {', '.join(missing)}", fontsize=7)
+        ax.legend(fontsize=7, ncol=2, loc="center right")
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{FIGURE}.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return [path]
+    return [_save(fig, out_dir / f"{FIGURE}.png")]

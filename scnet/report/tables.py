@@ -1,8 +1,15 @@
-"""Tables: mean ± std over seeds, n, the paper's number, Δ, Welch's t-test SC vs baseline.
+"""Tables: mean ± std over seeds, n, the paper's number, Δ, SC vs its baseline.
 
 A builder gets ``results`` (results.csv as a DataFrame) whose ``attrs`` carry ``keys`` (the
 configuration columns, seed excluded), ``metric`` and ``expected`` (every configuration the
 sweep defines, so missing cells can be marked). Only COMPLETE rows are aggregated.
+
+SC vs baseline (:func:`compare`): Welch's t and two-sided p, the mean difference with its
+95 % confidence interval (Welch–Satterthwaite degrees of freedom) and Hedges' g (the
+standardized difference, small-sample corrected). The baseline of a configuration
+(:func:`baseline_candidates`) is the same configuration with ``sc=off`` (or
+``sc.enabled=false``), or, when only the SC weight varies, with ``sc.weight=0`` — identical
+gradients to ``sc=off`` (``tests/test_report.py::test_weight_zero_is_the_plain_backbone``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from scnet.report import paper
 from scnet.report.registry import register_table
 
 MISSING = "missing"
+#: A key that does not apply to a row (the SC weight of a run with SC off).
+NOT_APPLICABLE = "–"
 
 
 def scale(metric: str) -> float:
@@ -25,19 +34,58 @@ def scale(metric: str) -> float:
     return 100.0 if metric.endswith("acc") or "/acc" in metric else 1.0
 
 
+def _cell(value: Any) -> str:
+    """A config value as a comparable cell: ``20``, ``20.0`` and ``"20"`` are one cell."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "None"  # YAML null and an empty CSV cell (NaN) are one cell
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return repr(number) if math.isfinite(number) else value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value))
+    return str(value)
+
+
 def _key(config: dict[str, Any], keys: list[str]) -> tuple[str, ...]:
-    return tuple(str(config.get(k)) for k in keys)
+    return tuple(_cell(config.get(k)) for k in keys)
+
+
+def is_baseline(config: dict[str, Any], keys: list[str]) -> bool:
+    """SC off, or (when only the weight varies) SC weight 0."""
+    if paper.sc_enabled(config) is False:
+        return True
+    return "sc.weight" in keys and _cell(config.get("sc.weight")) == "0.0"
+
+
+def baseline_candidates(config: dict[str, Any], keys: list[str]) -> list[dict[str, Any]]:
+    """Where this configuration's baseline may sit, most specific first (none for a baseline).
+
+    ``sc=off`` with the other ``sc.*`` keys as they are, then with them blank (run dirs
+    gathered by ``--runs`` blank the SC settings of plain runs); ``sc.weight=0`` when the
+    weight is a key (Fig. 8's baseline).
+    """
+    if is_baseline(config, keys):
+        return []
+    out = []
+    off = ({"sc": "off"} if "sc" in keys else {"sc.enabled": False} if "sc.enabled" in keys
+           else None)  # fmt: skip
+    if off is not None and paper.sc_enabled(config) is True:
+        out.append({**config, **off})
+        blank = {k: NOT_APPLICABLE for k in keys if k.startswith("sc.") and k != "sc.enabled"}
+        if blank:
+            out.append({**config, **off, **blank})
+    if "sc.weight" in keys:
+        out.append({**config, "sc.weight": 0.0})
+    return out
 
 
 def baseline_of(config: dict[str, Any], keys: list[str]) -> dict[str, Any] | None:
-    """The same configuration with SC off (only the ``sc`` / ``sc.enabled`` key differs)."""
-    if paper.sc_enabled(config) is not True:
-        return None
-    if "sc" in keys:
-        return {**config, "sc": "off"}
-    if "sc.enabled" in keys:
-        return {**config, "sc.enabled": False}
-    return None
+    """The first baseline candidate (kept for callers that need one configuration)."""
+    candidates = baseline_candidates(config, keys)
+    return candidates[0] if candidates else None
 
 
 def welch(a: list[float], b: list[float]) -> tuple[float | None, float | None]:
@@ -53,6 +101,43 @@ def welch(a: list[float], b: list[float]) -> tuple[float | None, float | None]:
         res = stats.ttest_ind(a, b, equal_var=False)
     t, p = float(res.statistic), float(res.pvalue)
     return (t if math.isfinite(t) else None), (p if math.isfinite(p) else None)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def compare(a: list[float], b: list[float]) -> dict[str, float | None]:
+    """``a`` vs ``b``: Welch t, p, mean difference a − b with its 95 % CI, Hedges' g.
+
+    The CI uses Welch's standard error and Welch–Satterthwaite degrees of freedom (so it is
+    consistent with p: it excludes 0 exactly when p < 0.05). Hedges' g is Cohen's d on the
+    pooled standard deviation times the small-sample correction 1 − 3 / (4(n_a + n_b) − 9).
+    Everything is None when either side has fewer than 2 values.
+    """
+    out: dict[str, float | None] = dict.fromkeys(("welch_t", "welch_p", "diff", "diff_lo",
+                                                  "diff_hi", "hedges_g"))  # fmt: skip
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        return out
+    from scipy import stats
+
+    out["welch_t"], out["welch_p"] = welch(a, b)
+    ma, mb = sum(a) / na, sum(b) / nb
+    va = sum((x - ma) ** 2 for x in a) / (na - 1)
+    vb = sum((x - mb) ** 2 for x in b) / (nb - 1)
+    diff, se2 = ma - mb, va / na + vb / nb
+    out["diff"] = diff
+    if se2 > 0:
+        df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
+        half = float(stats.t.ppf(0.975, df)) * math.sqrt(se2)
+        out["diff_lo"], out["diff_hi"] = diff - half, diff + half
+    else:  # both sides constant: the difference is exact
+        out["diff_lo"] = out["diff_hi"] = diff
+    pooled = ((na - 1) * va + (nb - 1) * vb) / (na + nb - 2)
+    if pooled > 0:
+        out["hedges_g"] = _finite(diff / math.sqrt(pooled) * (1 - 3 / (4 * (na + nb) - 9)))
+    return out
 
 
 def summarize(
@@ -84,16 +169,20 @@ def summarize(
         mean = sum(vals) / len(vals) if vals else None
         std = pd.Series(vals).std(ddof=1) if len(vals) > 1 else None
         ref = paper_value(config) if paper_value else None
-        base = baseline_of(config, keys)
-        t, p = welch(vals, values.get(_key(base, keys), [])) if base else (None, None)
+        base = next((values[_key(c, keys)] for c in baseline_candidates(config, keys)
+                     if _key(c, keys) in values), [])  # fmt: skip
         rows.append({
             **{kk: config[kk] for kk in keys}, "n": len(vals), "failed": n_failed.get(k, 0),
             "mean": mean, "std": std, "paper": ref,
             "delta": (mean - ref) if mean is not None and ref is not None else None,
-            "welch_t": t, "welch_p": p,
+            **compare(vals, base),
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=[*keys, "n", "failed", "mean", "std", "paper", "delta",
-                                       "welch_t", "welch_p"])  # fmt: skip
+    return pd.DataFrame(rows, columns=[*keys, *STAT_COLUMNS])
+
+
+#: What :func:`summarize` adds to the key columns.
+STAT_COLUMNS = ("n", "failed", "mean", "std", "paper", "delta", "welch_t", "welch_p", "diff",
+                "diff_lo", "diff_hi", "hedges_g")  # fmt: skip
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -111,21 +200,52 @@ def mean_std(mean: Any, std: Any, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def display(table: pd.DataFrame, metric: str) -> tuple[list[str], list[list[str]]]:
-    """Human-readable cells: ``mean ± std``, ``missing`` for empty cells, ``–`` for none."""
-    keys = [c for c in table.columns if c not in
-            ("n", "failed", "mean", "std", "paper", "delta", "welch_t", "welch_p")]  # fmt: skip
+def _signed(value: Any, digits: int = 2) -> str:
+    text = _fmt(value, digits)
+    return "+" + text if text != "–" and value > 0 else text
+
+
+def diff_ci(diff: Any, lo: Any, hi: Any) -> str:
+    """``+0.40 [−0.10, +0.90]``: the difference and its 95 % CI (``–`` without a test)."""
+    if diff is None or pd.isna(diff):
+        return "–"
+    if lo is None or pd.isna(lo):
+        return _signed(diff)
+    return f"{_signed(diff)} [{_signed(lo)}, {_signed(hi)}]"
+
+
+#: Header cells of the SC-vs-baseline columns (``display`` and tables that reuse it).
+COMPARE_HEADER = ("Welch t vs baseline", "p", "Δ vs baseline [95 % CI]", "Hedges g")
+
+
+def compare_cells(r: Any) -> list[str]:
+    """The SC-vs-baseline cells of one :func:`summarize` row."""
+    return [_fmt(r["welch_t"]), _fmt(r["welch_p"], 3),
+            diff_ci(r["diff"], r["diff_lo"], r["diff_hi"]), _fmt(r["hedges_g"])]  # fmt: skip
+
+
+def show(value: Any) -> str:
+    """A configuration cell as the sweep file writes it (``null`` for None and empty cells)."""
+    return "null" if _cell(value) == "None" else str(value)
+
+
+def display(
+    table: pd.DataFrame, metric: str, paper: bool = True
+) -> tuple[list[str], list[list[str]]]:
+    """Human-readable cells: ``mean ± std``, ``missing`` for empty cells, ``–`` for none.
+
+    ``paper=False`` leaves out the paper and Δ-vs-paper columns (sweeps with no paper number).
+    """
+    keys = [c for c in table.columns if c not in STAT_COLUMNS]
     unit = " (%)" if scale(metric) == 100.0 else ""
-    header = [*keys, f"{metric}{unit} mean ± std", "n", "failed", "paper", "Δ vs paper",
-              "Welch t vs baseline", "p"]  # fmt: skip
+    header = [*keys, f"{metric}{unit} mean ± std", "n", "failed",
+              *(("paper", "Δ vs paper") if paper else ()), *COMPARE_HEADER]  # fmt: skip
     cells = []
     for _, r in table.iterrows():
         value = MISSING if r["n"] == 0 else mean_std(r["mean"], r["std"])
-        delta = _fmt(r["delta"])
-        if delta != "–" and r["delta"] > 0:
-            delta = "+" + delta
-        cells.append([*(str(r[k]) for k in keys), value, str(int(r["n"])), str(int(r["failed"])),
-                      _fmt(r["paper"]), delta, _fmt(r["welch_t"]), _fmt(r["welch_p"], 3)])  # fmt: skip
+        ref = [_fmt(r["paper"]), _signed(r["delta"])] if paper else []
+        cells.append([*(show(r[k]) for k in keys), value, str(int(r["n"])),
+                      str(int(r["failed"])), *ref, *compare_cells(r)])  # fmt: skip
     return header, cells
 
 
@@ -135,16 +255,46 @@ def to_markdown(header: list[str], cells: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Plain-text symbols and their LaTeX (math symbols in math mode; ``−`` is a real minus).
+_TEX = (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
+        ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("–", "--"), ("−", "$-$"), ("‖", r"$\|$"),
+        ("∂", r"$\partial$"), ("κ", r"$\kappa$"))  # fmt: skip
+
+
 def _tex(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                 ("#", r"\#"), ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("–", "--")):  # fmt: skip
+    for a, b in _TEX:
         text = text.replace(a, b)
     return text
 
 
+def _numeric(column: list[str]) -> bool:
+    """A column of numbers (or ``mean ± std`` / CI cells, ``–`` and ``missing``)."""
+    filled = [c for c in column if c not in ("–", "", MISSING)]
+    if not filled:
+        return False
+    head = [c.lstrip("+").split(" ")[0] for c in filled]
+    return all(_is_number(h) for h in head)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def to_latex(header: list[str], cells: list[list[str]], caption: str) -> str:
-    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{" + "l" * len(header) + "}",
-             r"\toprule", " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]  # fmt: skip
+    """A booktabs table (``\\usepackage{booktabs}``): text columns left, numbers right-aligned.
+
+    Numeric columns are right-aligned so decimal points line up (every number in a column has
+    the same number of decimals); headers of numeric columns are right-aligned too.
+    """
+    columns = list(zip(*cells, strict=True)) if cells else [() for _ in header]
+    align = "".join("r" if _numeric(list(col)) else "l" for col in columns)
+    lines = ["% requires \\usepackage{booktabs}", r"\begin{table}[t]", r"\centering",
+             r"\begin{tabular}{" + align + "}", r"\toprule",
+             " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]  # fmt: skip
     lines += [" & ".join(_tex(c) for c in row) + r" \\" for row in cells]
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex(caption)}}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
@@ -157,7 +307,7 @@ def write_table(
     """Write ``name.md``, ``name.csv`` (raw numbers) and ``name.tex``."""
     metric = results.attrs["metric"]
     table = summarize(results, paper_value)
-    header, cells = display(table, metric)
+    header, cells = display(table, metric, paper=paper_value is not None)
     missing = int((table["n"] == 0).sum())
     note = (
         f"\n{missing} configuration(s) have no completed trial (marked {MISSING}).\n"
