@@ -1,6 +1,6 @@
 """Run the CPU benchmarks side by side and print the ratios (``make bench``).
 
-    python -m benchmarks.run            # all four, defaults sized for a 2-core CPU
+    python -m benchmarks.run            # all five, defaults sized for a 2-core CPU
     python -m benchmarks.run --quick    # fewer rounds
     python -m benchmarks.run --only sc_overhead pipeline
 
@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 
-from benchmarks import framework, orchestration, pipeline, sc_overhead
+from benchmarks import framework, orchestration, pipeline, sc_compile, sc_overhead
 
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "sc_overhead": sc_overhead.run,
     "framework": framework.run,
     "pipeline": pipeline.run,
     "orchestration": orchestration.run,
+    "sc_compile": sc_compile.run,  # the slowest (inductor compiles): last
 }
 
 
@@ -73,6 +74,8 @@ def table(results: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(f"{'import ' + imp['module']:<34}{imp['total_s']:>26.2f}s")
         d = r["sweep_driver"]["per_trial_s"]
         lines.append(f"{'sweep driver per trial':<34}{d:>26.2f}s  {_verdict(d, 2.0)}")
+    if r := results.get("sc_compile"):
+        lines += sc_compile.table(r)
     return lines
 
 

@@ -189,6 +189,14 @@ def test_bf16_autocast_sc_gradients_close_to_float32(traceable: bool):
     assert rel(sc16 - plain16, sc32 - plain32) < BF16_TERM_TOL
 
 
+def test_gpu_epoch_imports_and_offers_compiled_variants():
+    from benchmarks import gpu_epoch
+
+    assert gpu_epoch.variant_name("on", True) == "compiled sc=on"
+    assert "--compile" in gpu_epoch.__doc__ and "--dry" in gpu_epoch.__doc__
+
+
+@pytest.mark.slow
 def test_gpu_epoch_cpu_dry_run_builds_every_variant():
     """benchmarks/gpu_epoch.py without a GPU: ``--dry`` runs each variant (eager/compiled x
     sc on/off) for one tiny step on CPU, so the script is import-, syntax- and wiring-checked."""
