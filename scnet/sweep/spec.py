@@ -11,7 +11,6 @@ import dataclasses
 import itertools
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +19,10 @@ from typing import Any
 import yaml
 
 from scnet.errors import ConfigError
+from scnet.shipped import shipped_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SWEEPS_DIR = Path(os.environ.get("SCNET_SWEEPS_DIR", REPO_ROOT / "sweeps"))
+SWEEPS_DIR = shipped_dir("sweeps", "SCNET_SWEEPS_DIR")  # a wheel ships sweeps/ inside scnet/
 
 KEYS = {
     "description", "reproduces", "metric", "direction", "sampler", "base", "seeds", "grid",
