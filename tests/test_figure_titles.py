@@ -51,3 +51,101 @@ def test_heatmap_suptitle_fits_in_the_figure(tmp_path: Path, monkeypatch) -> Non
     fig = kept["fig"]
     box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width + 0.5, (box, fig.bbox)
+
+
+# ----------------------------------------------------------------------------- readable figures
+def _keep_figures(monkeypatch) -> list:
+    from scnet.report import figures
+
+    plt = figures._pyplot()
+    kept: list = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    return kept
+
+
+def _styles(ax) -> list[tuple[str, str]]:
+    return [(str(line.get_marker()), str(line.get_linestyle())) for line in ax.lines
+            if line.get_label() and not line.get_label().startswith("_")]  # fmt: skip
+
+
+def test_curves_bands_integer_epochs_and_distinct_styles(tmp_path: Path, monkeypatch) -> None:
+    from test_report import make_runs  # tests/ is on sys.path (pytest's prepend import mode)
+
+    from scnet.report.figures import curves
+    from scnet.report.rundirs import load_runs
+
+    kept = _keep_figures(monkeypatch)
+    results = load_runs(make_runs(tmp_path), "test/acc")
+    curves(results, tmp_path, tmp_path / "c.png", "Convergence")
+    (fig,) = kept
+    top = fig.axes[:2]  # depth 20: baseline and two SC weights on one axis
+    assert [ax.get_ylabel() for ax in top] == ["validation accuracy (%)",
+                                                "training loss (cross-entropy)"]  # fmt: skip
+    for ax in top:
+        styles = _styles(ax)
+        assert len(styles) == 3 and len(set(styles)) == 3  # no line can hide another
+        assert len(ax.collections) == 3  # one mean ± std band per line
+        assert all(float(t).is_integer() for t in ax.get_xticks())
+        baseline = next(line for line in ax.lines if line.get_label().startswith("baseline"))
+        assert baseline.get_color() == "black" and baseline.get_linestyle() == "--"
+    bottom = fig.axes[2]  # depth 56: the baseline failed, and the figure says so
+    assert any("baseline (SC off): failed" in t.get_text() for t in bottom.texts)
+    assert len(fig._suptitle.get_text()) < 60
+
+
+def test_accuracy_vs_depth_draws_failed_and_missing_cells(tmp_path: Path, monkeypatch) -> None:
+    from scnet.report.figures import accuracy_vs
+
+    rows = [{"state": "COMPLETE", "depth": d, "sc": sc, "test/acc": acc}
+            for d, sc, acc in ((20, "on", 0.9), (20, "on", 0.92), (20, "off", 0.88),
+                               (20, "off", 0.89), (56, "on", 0.91))]  # fmt: skip
+    rows.append({"state": "FAIL", "depth": 56, "sc": "off", "test/acc": None})
+    results = pd.DataFrame(rows)
+    expected = [{"depth": d, "sc": sc} for d in (20, 56, 110) for sc in ("on", "off")]
+    results.attrs.update({"keys": ["depth", "sc"], "metric": "test/acc", "expected": expected})
+    kept = _keep_figures(monkeypatch)
+    accuracy_vs(results, tmp_path / "a.png", "SC vs baseline")
+    (fig,) = kept
+    ax = fig.axes[0]
+    notes = sorted(t.get_text() for t in ax.texts)
+    assert notes == ["failed", "missing", "missing"]  # 56/off failed; 110 never ran
+    crosses = [line for line in ax.lines if line.get_marker() == "x"]
+    assert len(crosses) == 3 and all(line.get_color() == "red" for line in crosses)
+    assert ax.get_xlabel() == "depth (layers)" and ax.get_ylabel() == "test accuracy (%)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["20", "56", "110"]
+    assert ax.get_title() == "SC vs baseline"
+
+
+def test_fig5_title_is_short_and_y_label_is_words(tmp_path: Path, monkeypatch) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    pd.DataFrame({"step": [0, 0, 0], "epoch": [0, 0, 0], "tap": [1, 2, 3],
+                  "w_grad_abs_mean": [1e-4, 1e-3, 1e-2]}).to_csv(run / "grad_stats.csv")  # fmt: skip
+    kept = _keep_figures(monkeypatch)
+    gradients.plot_fcn_gradients({"FCN": [run], "SCFCN": [run]}, tmp_path / "f.png")
+    ax = kept[0].axes[0]
+    assert "\n" not in ax.get_title() and len(ax.get_title()) < 40
+    assert "_" not in ax.get_ylabel() and "∂J/∂W" in ax.get_ylabel()
+    assert len(set(_styles(ax))) == 2
+
+
+def test_condition_figure_labels_the_cap_and_styles_every_line(tmp_path: Path, monkeypatch) -> None:
+    from scnet.report.plainnet import condition_per_layer
+
+    rows = []
+    for label in ("none", "BN", "LReLU"):
+        run_dir = tmp_path / label
+        run_dir.mkdir()
+        # identical curves: only styles keep them apart
+        pd.DataFrame({"epoch": [0] * 3, "layer": [0, 1, 2], "cond": 1.0,
+                      "log10_cond": [15.65] * 3}).to_csv(run_dir / "condition.csv", index=False)  # fmt: skip
+        rows.append({"backbone.batch_norm": label == "BN", "backbone.beta": 0.7 * (label == "LReLU"),
+                     "backbone.max_norm": None, "state": "COMPLETE", "run_dir": str(run_dir)})  # fmt: skip
+    results = pd.DataFrame(rows)
+    results.attrs.update({"keys": ["backbone.batch_norm", "backbone.beta", "backbone.max_norm"],
+                          "metric": "test/acc", "expected": []})  # fmt: skip
+    kept = _keep_figures(monkeypatch)
+    condition_per_layer(results, tmp_path, tmp_path / "out")
+    ax = kept[0].axes[0]
+    assert any("cap" in t.get_text() and "singular" in t.get_text() for t in ax.texts)
+    assert len(set(_styles(ax))) == 3

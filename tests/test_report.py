@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from scipy import stats
 
 from scnet.cli.report import parse_args, run
 from scnet.errors import ConfigError
 from scnet.report import paper
 from scnet.report.tables import summarize
+from scnet.sc import ShortCircuit
 
 SWEEP = """\
 metric: test/acc
@@ -111,3 +113,184 @@ def test_report_bad_inputs_overwrite_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="report.table='tabel2' is unknown"):
         run(args(tmp_path))
     assert md.read_text() == before
+
+
+# ----------------------------------------------------------------------------- SC vs baseline
+def test_compare_matches_scipy_and_the_textbook_formulas() -> None:
+    from scnet.report.tables import compare
+
+    a, b = [92.0, 91.5, 92.5, 93.0], [90.0, 91.0, 89.5]
+    out = compare(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    ci = ref.confidence_interval(0.95)  # scipy's Welch CI for the mean difference
+    assert out["welch_t"] == pytest.approx(ref.statistic)
+    assert out["welch_p"] == pytest.approx(ref.pvalue)
+    assert out["diff"] == pytest.approx(sum(a) / 4 - sum(b) / 3)
+    assert (out["diff_lo"], out["diff_hi"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    # Hedges' g by hand: pooled sd, then the small-sample correction J = 1 - 3 / (4 * 7 - 9).
+    va, vb = pd.Series(a).var(), pd.Series(b).var()
+    pooled = ((3 * va + 2 * vb) / 5) ** 0.5
+    assert out["hedges_g"] == pytest.approx(out["diff"] / pooled * (1 - 3 / 19))
+    assert set(compare([1.0], b).values()) == {None}  # n = 1: no test, nothing invented
+    exact = compare([2.0, 2.0], [1.0, 1.0])  # constant sides: exact difference, no g
+    assert (exact["diff_lo"], exact["diff_hi"], exact["hedges_g"]) == (1.0, 1.0, None)
+
+
+def test_table_shows_difference_ci_and_effect_size(tmp_path: Path) -> None:
+    make(tmp_path)
+    run(args(tmp_path))
+    md = (tmp_path / "out" / "reports" / "t2" / "table2.md").read_text()
+    assert "Δ vs baseline [95 % CI]" in md and "Hedges g" in md
+    row = next(line for line in md.splitlines() if line.startswith("| 20 | on |"))
+    on, off = [a * 100 for a in ACC[(20, "on")]], [a * 100 for a in ACC[(20, "off")]]
+    lo, hi = stats.ttest_ind(on, off, equal_var=False).confidence_interval(0.95)
+    assert f"+1.50 [{lo:+.2f}, {hi:+.2f}]" in row
+
+
+def test_latex_is_booktabs_with_numbers_right_aligned(tmp_path: Path) -> None:
+    make(tmp_path)
+    run(args(tmp_path))
+    tex = (tmp_path / "out" / "reports" / "t2" / "table2.tex").read_text()
+    lines = tex.splitlines()
+    spec = next(x for x in lines if x.startswith(r"\begin{tabular}"))
+    # depth is numeric (right), sc is text (left), every statistic column right-aligned
+    assert spec == r"\begin{tabular}{rl" + "r" * 9 + "}"
+    assert [x for x in lines if x in (r"\toprule", r"\midrule", r"\bottomrule")] == [
+        r"\toprule", r"\midrule", r"\bottomrule"]  # fmt: skip
+    assert "booktabs" in lines[0] and r"\hline" not in tex
+    assert "±" not in tex and "Δ" not in tex and "−" not in tex  # all LaTeX-escaped
+
+
+def _sc_model(weight: float | None) -> tuple[torch.nn.Module, list]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*(torch.nn.Linear(6, 6) for _ in range(4)))
+    if weight is None:
+        return model, []
+    return model, [ShortCircuit(list(model), [(4, 2), (4, 1)], weight=weight).attach()]
+
+
+def test_weight_zero_is_the_plain_backbone() -> None:
+    """sc.weight=0 is sc_sensitivity's baseline: every gradient equals sc=off's, bit for bit."""
+    x = torch.randn(5, 6)
+    grads = []
+    for weight in (None, 0.0, 0.2):
+        model, _ = _sc_model(weight)
+        model(x).square().sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(grads[0], grads[1], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(grads[0], grads[2], strict=True))
+
+
+def test_weight_zero_row_is_the_baseline_of_each_weight() -> None:
+    rows = [{"state": "COMPLETE", "depth": 20, "sc.weight": w, "test/acc": acc}
+            for w, accs in ((0.0, (0.90, 0.91)), (0.2, (0.93, 0.94))) for acc in accs]  # fmt: skip
+    results = pd.DataFrame(rows)
+    results.attrs.update({"keys": ["depth", "sc.weight"], "metric": "test/acc"})
+    table = summarize(results).set_index("sc.weight")
+    ref = stats.ttest_ind([93.0, 94.0], [90.0, 91.0], equal_var=False)
+    assert table.loc[0.2, "welch_p"] == pytest.approx(ref.pvalue)
+    assert table.loc[0.2, "diff"] == pytest.approx(3.0)
+    assert pd.isna(table.loc[0.0, "welch_p"])  # the baseline is not tested against itself
+
+
+def test_fig7_first_blob_places_the_papers_connections() -> None:
+    """SCResNet-20 enhances layers 2 and 4 of the first blob (paper, Section 5.3)."""
+    from scnet.models import tap_shapes
+    from scnet.models.resnet import CifarResNet
+    from scnet.sc import plan
+    from scnet.sweep import spec as spec_mod
+
+    spec = spec_mod.load("fig7_first_blob")
+    assert {"sc.strategy=single", "sc.rear=5"} <= set(spec.base) and spec.grid["sc"] == [
+        "on",
+        "off",
+    ]
+    for depth in (20, 56):
+        model = CifarResNet(depth=depth, num_classes=10)
+        shapes = tap_shapes(model, torch.randn(2, 3, 32, 32))
+        assert plan(shapes, k=2, strategy="single", rear=5) == [(5, 2), (5, 4)]
+        assert model.stage_of_tap()[4] == 1  # tap 5 sits in the first stage
+        single = plan(shapes, k=2, strategy="single")  # fig7_connections' rear: the last tap
+        assert {model.stage_of_tap()[r - 1] for r, _ in single} == {3}
+
+
+# ----------------------------------------------------------------------------- --runs DIR...
+def write_run_dir(path: Path, depth: int, sc: bool, weight: float, seed: int, acc: float | None,
+                  status: str | None = "completed") -> Path:  # fmt: skip
+    """A run dir as scnet-run writes it: .hydra/config.yaml, result.json, metrics.csv."""
+    import json
+
+    import yaml
+
+    (path / ".hydra").mkdir(parents=True)
+    config = {"seed": seed, "depth": depth, "name": f"resnet{depth}-digits-{seed}",
+              "backbone": {"name": "resnet", "depth": depth}, "data": {"name": "digits"},
+              "sc": {"enabled": sc, "weight": weight, "tag": "sc" if sc else "plain"}}  # fmt: skip
+    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    if status is not None:
+        metrics = {"test/acc": acc} if acc is not None else {}
+        (path / "result.json").write_text(json.dumps(
+            {"status": status, "metrics": metrics, "seed": seed, "duration_s": 3.0}))  # fmt: skip
+    epochs = range(3)
+    pd.DataFrame({"epoch": [e for e in epochs for _ in (0, 1)],
+                  "val/acc": [v for e in epochs for v in (0.5 + 0.1 * e + 0.01 * seed, None)],
+                  "train/loss": [v for e in epochs for v in (None, 2.0 - 0.5 * e)]}).to_csv(
+        path / "metrics.csv", index=False)  # fmt: skip
+    return path
+
+
+def make_runs(tmp_path: Path) -> list[Path]:
+    """depth 20: SC w=0.1 and w=0.5 vs plain (whose config says w=0.2), 3 seeds; depth 56 plain
+    has one failed run and one that never finished."""
+    runs, root = [], tmp_path / "runs"
+    for seed in range(3):
+        for sc, weight, acc in ((True, 0.1, 0.92), (True, 0.5, 0.95), (False, 0.2, 0.90)):
+            runs.append(write_run_dir(root / f"d20-{sc}-{weight}-{seed}", 20, sc, weight, seed,
+                                      acc + 0.01 * seed))  # fmt: skip
+    runs.append(write_run_dir(root / "d56-sc-0", 56, True, 0.1, 0, 0.93))
+    runs.append(write_run_dir(root / "d56-plain-0", 56, False, 0.2, 0, None, status="failed"))
+    runs.append(write_run_dir(root / "d56-plain-1", 56, False, 0.2, 1, None, status=None))
+    return runs
+
+
+def test_runs_builds_the_same_views_from_run_dirs(tmp_path: Path) -> None:
+    runs = make_runs(tmp_path)
+    out = tmp_path / "out"
+    paths = run(parse_args(["--runs", *map(str, runs), "--output-dir", str(out)]))
+    assert sorted(p.name for p in paths) == ["accuracy_vs_depth.png", "curves.png",
+                                             "summary.csv", "summary.md", "summary.tex"]  # fmt: skip
+    assert all(p.parent == out / "reports" / "runs" for p in paths)
+    table = pd.read_csv(out / "reports" / "runs" / "summary.csv", dtype={"sc.weight": str})
+    # keys: what differs (depth once, not backbone.depth too), sc on/off, the SC weight of SC runs
+    assert list(table.columns[:3]) == ["depth", "sc", "sc.weight"]
+    row = table[(table["depth"] == 20) & (table["sc.weight"] == "0.5")].iloc[0]
+    on = [95.0 + s for s in range(3)]
+    off = [90.0 + s for s in range(3)]
+    ref = stats.ttest_ind(on, off, equal_var=False)
+    assert row["n"] == 3 and row["mean"] == pytest.approx(96.0)
+    assert row["welch_p"] == pytest.approx(ref.pvalue) and row["diff"] == pytest.approx(5.0)
+    plain56 = table[(table["depth"] == 56) & (table["sc"] == "off")].iloc[0]
+    assert plain56["n"] == 0 and plain56["failed"] == 1  # the unfinished run is neither
+    md = (out / "reports" / "runs" / "summary.md").read_text()
+    assert "| 20 | off | – | 91.00 ± 1.00 | 3 | 0 |" in md  # plain runs: weight not applicable
+    assert all(p.stat().st_size > 10_000 for p in paths if p.suffix == ".png")
+
+
+def test_runs_bad_inputs_are_one_line_and_write_nothing(tmp_path: Path) -> None:
+    runs = make_runs(tmp_path)
+    out = tmp_path / "out"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"empty is not a run dir \(no .hydra/config.yaml\)"):
+        run(parse_args(["--runs", str(runs[0]), str(tmp_path / "empty"), "--output-dir",
+                        str(out)]))  # fmt: skip
+    with pytest.raises(ConfigError, match="--metric test/loss: no run has it"):
+        run(parse_args(["--runs", str(runs[0]), "--metric", "test/loss", "--output-dir",
+                        str(out)]))  # fmt: skip
+    (runs[0] / "result.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="unreadable"):
+        run(parse_args(["--runs", str(runs[0]), "--output-dir", str(out)]))
+    assert not (out / "reports" / "runs").exists()
+    for argv in (["t2", "--runs", str(runs[1])], [], ["t2", "--metric", "val/acc"]):
+        with pytest.raises(SystemExit) as exit_:
+            parse_args(argv)
+        assert exit_.value.code == 2

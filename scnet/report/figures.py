@@ -159,7 +159,7 @@ def _accuracy_axes(
 ) -> None:  # fmt: skip
     plt = _pyplot()
     groups = list(table.groupby(hue, sort=False, dropna=False)) if hue else [((), table)]
-    width = 0.3 / max(len(groups), 1)
+    width = 0.2 / max(len(groups), 1)
     colours = cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
     for i, (setting, part) in enumerate(groups):
         setting = setting if isinstance(setting, tuple) else (setting,)
@@ -277,7 +277,9 @@ def curves(
     setting_keys = [k for k in keys if k not in SC_KEYS]
     sc_keys = [k for k in keys if k in SC_KEYS]
     data = {c: collect_curves(results, sweep_dir, c) for c in columns}
-    settings = sorted({s for d in data.values() for s, _ in d}, key=_sort_key)
+    states = _states(results, setting_keys, sc_keys)
+    settings = sorted({s for s, _ in states} | {s for d in data.values() for s, _ in d},
+                      key=_sort_key)  # fmt: skip
     rows = max(len(settings), 1)
     fig, axes = plt.subplots(rows, len(columns), figsize=(5 * len(columns), 3.2 * rows + 0.6),
                              squeeze=False)  # fmt: skip
@@ -292,9 +294,11 @@ def curves(
                 style = dict(BASELINE) if is_baseline(config, sc_keys) else {
                     "marker": marker, "linestyle": line, "color": next(colours)}  # fmt: skip
                 _band(ax, runs, label(config) if config else "runs", style, scale(column))
-            if not found:
-                ax.text(0.5, 0.5, "no metrics.csv with this column", ha="center",
-                        transform=ax.transAxes, color="red")  # fmt: skip
+            absent = [sc for (s, sc) in states if s == setting and (s, sc) not in data[column]]
+            for j, sc in enumerate(sorted(absent)):
+                why = "failed" if "FAIL" in states[(setting, sc)] else "no curve"
+                ax.text(0.98, 0.04 + 0.07 * j, f"✗ {label(dict(zip(sc_keys, sc, strict=True)))}: "
+                        f"{why}", ha="right", transform=ax.transAxes, color="red", fontsize=7)  # fmt: skip
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("epoch")
             ax.set_ylabel(axis_label(column))
@@ -305,6 +309,21 @@ def curves(
                 ax.legend(fontsize=7)
     fig.suptitle(f"{title} (mean ± std over seeds)", fontsize=10)
     return [_save(fig, out, top=1 - 0.45 / fig.get_figheight())]
+
+
+def _states(
+    results: pd.DataFrame, setting_keys: list[str], sc_keys: list[str]
+) -> dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]]:
+    """``{(setting, sc setting): [trial states]}`` over every row and expected configuration."""
+    out: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    rows = [dict(r) for _, r in results.iterrows()] + list(results.attrs.get("expected") or [])
+    for row in rows:
+        key = (
+            tuple(str(row.get(k)) for k in setting_keys),
+            tuple(str(row.get(k)) for k in sc_keys),
+        )
+        out.setdefault(key, []).append(str(row.get("state", MISSING)))
+    return out
 
 
 def _sort_key(setting: tuple[str, ...]) -> tuple:
