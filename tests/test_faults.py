@@ -143,21 +143,25 @@ def test_nan_loss_fails_with_step_and_fix(tmp_path: Path, monkeypatch, capsys) -
 
 
 def _enospc_on_checkpoint_writes(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
-    """The disk fills up half-way through every checkpoint write after the first ``after``."""
-    from fsspec.implementations.local import LocalFileOpener
+    """The disk fills up half-way through every checkpoint write after the first ``after``.
 
-    original = LocalFileOpener.write
+    Checkpoints are written by scnet's AtomicCheckpointIO through ``scnet.utils.io.write_all``
+    (temp file beside the target, then rename): the failure is injected there.
+    """
+    from scnet.utils import io as scnet_io
+
+    original = scnet_io.write_all
     seen = {"n": 0}
 
-    def write(self, data, *args, **kwargs):
-        if str(self.path).endswith(".ckpt"):
+    def write_all(handle, data, *args, **kwargs):
+        if ".ckpt." in str(handle.name):
             seen["n"] += 1
             if seen["n"] > after:
-                original(self, data[: len(data) // 2])
-                raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
-        return original(self, data, *args, **kwargs)
+                original(handle, bytes(data)[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device", str(handle.name))
+        return original(handle, data, *args, **kwargs)
 
-    monkeypatch.setattr(LocalFileOpener, "write", write)
+    monkeypatch.setattr(scnet_io, "write_all", write_all)
 
 
 def test_disk_full_mid_run_keeps_last_checkpoint(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -204,3 +208,103 @@ def test_read_only_output_dir(tmp_path: Path, monkeypatch, capsys) -> None:
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "is not writable" in line and "hydra.run.dir=" in line
     assert list(locked.iterdir()) == []
+
+
+# ----------------------------------------------------------------------- no data loss (issue 12)
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    """Every file of a run dir and its bytes."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+def test_resuming_a_completed_run_is_refused_and_changes_nothing(tmp_path: Path, capsys) -> None:
+    """It used to re-test and rewrite result.json without val/*, train/* and lr."""
+    run_dir = tmp_path / "done"
+    assert main([*RUN, f"hydra.run.dir={run_dir}"]) == 0
+    before = snapshot(run_dir)
+    capsys.readouterr()
+    assert main([*RUN, f"ckpt_path={run_dir}/checkpoints/last.ckpt"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "already completed its 3 epochs" in line and "trainer.max_epochs=4" in line
+    assert snapshot(run_dir) == before
+
+
+def test_rerunning_an_interrupted_run_without_ckpt_path_is_refused(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The same command again in the same run dir used to start over last.ckpt, best.ckpt and
+    metrics.csv; now it is refused with the resume command, and nothing changes."""
+    run_dir = tmp_path / "stopped"
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 2)
+        assert main([*RUN, f"hydra.run.dir={run_dir}"]) == 130
+    before = snapshot(run_dir)
+    capsys.readouterr()
+    assert main([*RUN, f"hydra.run.dir={run_dir}"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"ckpt_path={run_dir}/checkpoints/last.ckpt" in line and "unfinished run" in line
+    assert snapshot(run_dir) == before
+    # ...and the command it prints resumes it.
+    assert main([*RUN, f"ckpt_path={run_dir}/checkpoints/last.ckpt"]) == 0
+    assert result(run_dir)["metrics"]["epochs"] == 3
+
+
+def test_resume_after_a_kill_that_lost_the_epoch_rows_of_metrics_csv(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A trial killed in its first epoch (after last.ckpt, before the CSV logger flushed)
+    leaves a metrics.csv whose header lacks train/loss; resuming it failed with
+    ``ValueError: dict contains fields not in fieldnames: 'train/loss'``."""
+    run_dir = tmp_path / "killed"
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 1)
+        assert main([*RUN, f"hydra.run.dir={run_dir}"]) == 130
+    (run_dir / "metrics.csv").write_text("epoch,lr,step\n0,0.05,0\n")  # what the kill left
+    assert main([*RUN, f"ckpt_path={run_dir}/checkpoints/last.ckpt"]) == 0
+    rows = metric_rows(run_dir)
+    assert {"train/loss", "val/acc", "lr"} <= set(rows[0])
+    epochs = [r["epoch"] for r in rows if r.get("train/loss")]
+    assert epochs == ["1", "2"]  # the resumed epochs, each once
+
+
+def test_a_weights_only_checkpoint_cannot_resume(tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "light"
+    assert main([*RUN, "callbacks=weights_only", f"hydra.run.dir={run_dir}"]) == 0
+    assert "optimizer_states" not in torch.load(run_dir / "checkpoints" / "last.ckpt")
+    capsys.readouterr()
+    code = main([*RUN, "trainer.max_epochs=4", f"ckpt_path={run_dir}/checkpoints/last.ckpt"])
+    assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "weights only" in line
+
+
+@pytest.mark.slow
+def test_full_tmpfs_keeps_the_previous_checkpoints(tmp_path: Path) -> None:
+    """A real full disk (a 1.6 MB tmpfs holds two ResNet-8 checkpoints, not a third file) with
+    $TMPDIR on another file system: Lightning's own save wrote its temp file under $TMPDIR and
+    "moved" it with a truncating copy, destroying a good checkpoint. Subprocess: root only."""
+    import subprocess
+    import sys
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(mount)], capture_output=True
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()[:120]}")
+    try:
+        run_dir = mount / "run"
+        env = {**os.environ, "WANDB_MODE": "offline", "TMPDIR": str(tmp_path)}
+        env.pop("SCNET_DEBUG", None)
+        cmd = [sys.executable, "-m", "scnet.cli.run", *RUN, "print_config=false",
+               f"hydra.run.dir={run_dir}"]  # fmt: skip
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 4, done.stderr[-2000:]
+        assert "no space left on device" in done.stderr.strip().splitlines()[-1]
+        for name in ("best.ckpt", "last.ckpt"):
+            ckpt = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+            assert ckpt["epoch"] == 0, name  # intact and loadable
+        leftovers = [p.name for p in run_dir.rglob("*.tmp")]
+        assert leftovers == []
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

@@ -429,14 +429,15 @@ def test_backbone_needs_pretrained_or_config() -> None:
 
 
 # ----------------------------------------------------------------------------- config + CLI
-def test_backbone_yaml_sets_paper_sc_defaults_and_sc_off_still_works() -> None:
+def test_experiment_sets_paper_sc_defaults_and_sc_off_still_works() -> None:
+    """The papers' recipes live in experiment/ (a backbone yaml is the network only)."""
     from scnet.cli.common import compose_config
 
-    on = compose_config(["backbone=bert", "data=dream"])
+    on = compose_config(["experiment=mcqa_bert_base", "data=dream"])
     assert (on.sc.enabled, on.sc.k, on.sc.strategy, on.sc.weight) == (True, 4, "single", 0.2)
     assert on.optim.name == "adamw" and on.optim.scheduler == "linear"
     assert on.data.tokenizer == "bert-base-uncased"
-    off = compose_config(["backbone=roberta", "data=semeval2018", "sc=off"])
+    off = compose_config(["experiment=mcqa_roberta_large", "data=semeval2018", "sc=off"])
     assert off.sc.enabled is False and off.name == "roberta-semeval2018-plain"
     vision = compose_config([])
     assert (vision.sc.k, vision.sc.strategy, vision.optim.name) == (2, "multi", "sgd")
@@ -469,7 +470,7 @@ def test_tiny_bert_run_writes_result_json(tmp_path: Path, tokenizers_dir) -> Non
 
 @pytest.mark.slow
 def test_minilm_offline_end_to_end(tmp_path: Path) -> None:
-    """``scnet-run backbone=minilm data=dream`` fine-tunes the real MiniLM weights offline."""
+    """``scnet-run experiment=mcqa_minilm data=dream`` fine-tunes the real MiniLM weights offline."""
     root = write_dream(tmp_path / "dream", n=6)
     run_dir = tmp_path / "run"
     env = {
@@ -479,7 +480,7 @@ def test_minilm_offline_end_to_end(tmp_path: Path) -> None:
         "TRANSFORMERS_OFFLINE": "1",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "scnet.cli.run", "backbone=minilm", "data=dream",
+        [sys.executable, "-m", "scnet.cli.run", "experiment=mcqa_minilm", "data=dream",
          f"data.root={root}", "data.max_length=64", "trainer.max_epochs=1",
          "trainer.enable_progress_bar=false", "logger.wandb.mode=disabled",
          f"hydra.run.dir={run_dir}"],

@@ -34,7 +34,10 @@ def names(module: nn.Module, params: list[nn.Parameter]) -> set[str]:
 
 
 def preset(name: str) -> dict:
-    return yaml.safe_load((CONF / f"{name}.yaml").read_text())
+    """``conf/optim/<name>.yaml``: the knobs, and the optimizer/schedule nodes reading them."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
 
 
 def test_adamw_exempts_biases_and_norm_weights() -> None:
@@ -104,12 +107,29 @@ def _compose(*overrides: str):
 
 
 def test_learning_rates_live_in_presets_not_backbones() -> None:
-    """A backbone yaml's lr would silently carry over to ``optim=sgd``: none sets one."""
+    """Groups do not write into each other: a backbone yaml describes the network only (an lr
+    or optimizer there would silently carry over to ``optim=sgd``); the papers' recipes live
+    in ``experiment/``."""
     demo = _compose("experiment=mcqa_minilm", "data=dream")
     assert (demo.backbone.name, demo.optim.name, demo.optim.lr) == ("minilm", "adamw", 5e-5)
     assert demo.optim.decay_norm_and_bias is False and demo.sc.k == 4
-    assert _compose("backbone=minilm", "data=dream", "optim.lr=5e-5") == demo  # same run
-    assert _compose("backbone=minilm", "data=dream").optim.lr == 2e-5  # adamw.yaml's
-    assert _compose("backbone=minilm", "data=dream", "optim=sgd").optim.lr == 0.1  # sgd.yaml's
+    assert demo.data.tokenizer == demo.backbone.pretrained  # the experiment ties them
+    plain = _compose("backbone=minilm", "data=dream")  # the network alone: default recipe
+    assert (plain.optim.name, plain.sc.k, plain.data.tokenizer) == ("sgd", 2, None)
     for path in (CONF.parent / "backbone").glob("*.yaml"):
-        assert "lr" not in (yaml.safe_load(path.read_text()).get("optim") or {}), path.name
+        top = set(yaml.safe_load(path.read_text())) - {"defaults"}
+        assert top <= {"backbone", "depth"}, (path.name, top)
+        assert "defaults" not in yaml.safe_load(path.read_text()), path.name
+
+
+def test_optimizer_reaches_the_module_as_a_partial() -> None:
+    """``optim.optimizer`` is a ``_partial_`` torch optimizer built from the recipe's knobs."""
+    from hydra.utils import instantiate
+
+    cfg = _compose("experiment=demo", "optim.lr=0.07", "optim.momentum=0.5")
+    factory = instantiate(cfg.optim.optimizer)
+    opt = factory(Tiny().parameters())
+    assert isinstance(opt, torch.optim.SGD)
+    assert (opt.defaults["lr"], opt.defaults["momentum"]) == (0.07, 0.5)
+    schedule = instantiate(cfg.optim.lr_schedule)(opt, total_steps=10, steps_per_epoch=2)
+    assert schedule.get_last_lr() == [0.07]  # cosine starts at lr

@@ -1,6 +1,8 @@
 """Let a backbone act after each optimizer step and report its own metrics.
 
-Backbones stay plain ``nn.Module``s; two optional methods are honoured:
+Backbones stay plain ``nn.Module``s; two optional methods of the contract
+(:class:`scnet.models.BackboneHooks`) are honoured, always (they are part of the network,
+e.g. a max-norm constraint, so ``callbacks=none`` keeps them):
 
 * ``after_optimizer_step()``: called after every optimizer step (e.g. PlainNet's max-norm
   projection, which must hold for the weights every forward pass sees);
@@ -37,15 +39,3 @@ def needs_backbone_hooks(backbone: Any) -> bool:
     return any(
         callable(getattr(backbone, m, None)) for m in ("after_optimizer_step", "step_metrics")
     )
-
-
-def extra_callbacks(cfg: Any, run_dir: Any, module: Any) -> list[L.Callback]:
-    """Callbacks beyond checkpointing that a run's config and backbone ask for."""
-    from scnet.lit.condition import build_condition
-    from scnet.lit.grad_stats import build_grad_stats
-
-    callbacks: list[L.Callback] = build_grad_stats(cfg.get("grad_stats"), run_dir)
-    callbacks += build_condition(cfg.get("condition"), run_dir)
-    if needs_backbone_hooks(getattr(module, "backbone", module)):
-        callbacks.append(BackboneHooks())
-    return callbacks

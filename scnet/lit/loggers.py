@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import netrc
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import Logger
 
 from scnet.errors import ConfigError
-from scnet.secrets import redact
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -39,32 +37,32 @@ def resolve_wandb_mode(requested: str) -> str:
     return requested
 
 
-def build_loggers(
-    cfg: Mapping[str, Any], run_dir: Path, run_config: dict[str, Any]
-) -> list[Logger]:
-    from scnet.robust import appending_csv_logger  # metrics.csv survives a resume
+def wandb_logger(
+    run_dir: Path,
+    mode: str = "auto",
+    **options: Any,
+) -> Logger | None:
+    """``logger.wandb``'s ``_target_``: a WandbLogger, or None when ``mode=disabled``.
 
-    loggers: list[Logger] = [appending_csv_logger(str(run_dir))]
-    wandb_cfg = dict(cfg.get("wandb") or {})
-    mode = resolve_wandb_mode(wandb_cfg.get("mode", "auto"))
+    The run id is kept in the run dir (:func:`scnet.resume.wandb_id`) and W&B is told
+    ``resume="allow"``, so a resumed run continues the same W&B run instead of starting a
+    second one. ``options`` are WandbLogger's (project, entity, group, tags, name, ...).
+    """
+    mode = resolve_wandb_mode(mode)
     if mode == "disabled":
-        return loggers
+        return None
     from lightning.pytorch.loggers import WandbLogger  # imported lazily: wandb is slow to import
 
-    os.environ.setdefault("WANDB_SILENT", "true")
-    wandb_logger = WandbLogger(
-        project=wandb_cfg.get("project", "scnet"),
-        entity=wandb_cfg.get("entity"),
-        group=wandb_cfg.get("group"),
-        tags=list(wandb_cfg.get("tags") or []),
-        name=wandb_cfg.get("name"),
-        save_dir=str(run_dir),
-        mode=mode,
-        config=redact(run_config),
-    )
+    from scnet.resume import wandb_id
     from scnet.robust import redacted_argv
 
+    os.environ.setdefault("WANDB_SILENT", "true")
+    options["tags"] = list(options.get("tags") or [])
+    logger = WandbLogger(
+        save_dir=str(run_dir), mode=mode, id=wandb_id(run_dir),
+        resume="allow", **options,
+    )  # fmt: skip
+    logger._wandb_init.pop("anonymous", None)  # Lightning passes it; W&B warns it is a no-op
     with redacted_argv():  # W&B records the command line when the run starts: no secrets
-        _ = wandb_logger.experiment
-    loggers.append(wandb_logger)
-    return loggers
+        _ = logger.experiment
+    return logger

@@ -1,9 +1,17 @@
-"""Optimizers and learning-rate schedules from the ``optim`` config group."""
+"""Optimizers and learning-rate schedules: the ``optim`` config group's objects.
+
+``conf/optim/<name>.yaml`` holds the knobs a recipe sets (``optim.lr``, ``optim.scheduler``…)
+and two ``_partial_`` nodes built from them: ``optim.optimizer`` (a torch optimizer class,
+waiting for its parameters) and ``optim.lr_schedule`` (:func:`schedule`, waiting for the
+optimizer and the run's step counts). The LightningModule receives both objects and completes
+them in ``configure_optimizers``; nothing here reads a config by name.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -11,64 +19,62 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from scnet.errors import ConfigError
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("multistep", "cosine", "constant", "linear")
 
-
-def build_optimizer(
-    params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], cfg: Mapping[str, Any]
-) -> torch.optim.Optimizer:
-    """The optimizer over ``params`` (tensors, or groups whose own keys override ``cfg``)."""
-    name = cfg.get("name", "sgd")
-    lr = float(cfg.get("lr", 0.1))
-    if not lr > 0:
-        raise ConfigError(f"optim.lr={cfg.get('lr')} is invalid: must be > 0")
-    decay = float(cfg.get("weight_decay", 0.0))
-    if name == "sgd":
-        return torch.optim.SGD(
-            params, lr=lr, momentum=float(cfg.get("momentum", 0.9)),
-            weight_decay=decay, nesterov=bool(cfg.get("nesterov", False)),
-        )  # fmt: skip
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=decay, eps=float(cfg.get("eps", 1e-8)))
-    raise ConfigError(f"optim.name={name!r} is invalid: choose one of {', '.join(OPTIMIZERS)}")
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+ScheduleFactory = Callable[..., LambdaLR]
 
 
-def lr_factor(cfg: Mapping[str, Any], total_steps: int, steps_per_epoch: int):
+def lr_factor(
+    name: str,
+    total_steps: int,
+    steps_per_epoch: int,
+    *,
+    lr: float,
+    milestones: Sequence[float] = (),
+    gamma: float = 0.1,
+    warmup_epochs: float = 0,
+    warmup_steps: int = 0,
+    warmup_ratio: float = 0,
+    warmup_lr: float | None = None,
+) -> Callable[[int], float]:
     """A step-indexed multiplier of ``lr`` implementing warm-up and the chosen decay.
 
     Milestones are fractions of training (0.5 = halfway) so one recipe serves any length.
     """
-    scheduler = cfg.get("scheduler", "constant")
-    if scheduler not in SCHEDULERS:
+    if name not in SCHEDULERS:
         raise ConfigError(
-            f"optim.scheduler={scheduler!r} is invalid: choose one of {', '.join(SCHEDULERS)}"
+            f"optim.scheduler={name!r} is invalid: choose one of {', '.join(SCHEDULERS)}"
         )
-    lr = float(cfg.get("lr", 0.1))
-    warmup_steps = int(round(float(cfg.get("warmup_epochs", 0)) * steps_per_epoch))
-    warmup_steps += int(cfg.get("warmup_steps", 0) or 0)
+    warmup = int(round(float(warmup_epochs) * steps_per_epoch)) + int(warmup_steps or 0)
     # BERT's recipe: warm up over a fraction of all steps (Devlin et al.: 0.1).
-    warmup_steps += int(round(float(cfg.get("warmup_ratio", 0) or 0) * total_steps))
-    warmup_factor = float(cfg.get("warmup_lr") or lr) / lr
-    milestones = [int(m * total_steps) for m in cfg.get("milestones", [])]
-    gamma = float(cfg.get("gamma", 0.1))
+    warmup += int(round(float(warmup_ratio or 0) * total_steps))
+    warmup_factor = float(warmup_lr or lr) / lr
+    marks = [int(m * total_steps) for m in milestones]
     total = max(total_steps, 1)
 
     def factor(step: int) -> float:
-        if step < warmup_steps:
+        if step < warmup:
             # He et al.'s constant warm-up for very deep nets; linear ramp for transformers.
-            return step / warmup_steps if scheduler == "linear" else warmup_factor
-        if scheduler == "multistep":
-            return gamma ** sum(step >= m for m in milestones)
-        if scheduler == "cosine":
+            return step / warmup if name == "linear" else warmup_factor
+        if name == "multistep":
+            return gamma ** sum(step >= m for m in marks)
+        if name == "cosine":
             return 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
-        if scheduler == "linear":
-            return max(0.0, (total - step) / max(total - warmup_steps, 1))
+        if name == "linear":
+            return max(0.0, (total - step) / max(total - warmup, 1))
         return 1.0
 
     return factor
+
+
+def schedule(
+    optimizer: torch.optim.Optimizer, *, total_steps: int, steps_per_epoch: int, name: str,
+    **options: Any,
+) -> LambdaLR:  # fmt: skip
+    """The per-step schedule (``optim.lr_schedule``'s ``_target_``) over ``optimizer``."""
+    lr = float(optimizer.defaults["lr"])
+    return LambdaLR(optimizer, lr_factor(name, total_steps, steps_per_epoch, lr=lr, **options))
 
 
 def no_decay(name: str, param: torch.nn.Parameter) -> bool:
@@ -81,10 +87,9 @@ def no_decay(name: str, param: torch.nn.Parameter) -> bool:
 def param_groups(module: torch.nn.Module, cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Trainable parameters as optimizer groups.
 
-    ``optim.decay_norm_and_bias: true`` (the default; He et al.'s ResNet recipe and
-    pytorch_resnet_cifar10 decay every parameter, BatchNorm and biases included): one group.
-    ``false`` (``optim=adamw``, the BERT recipe): a second group with ``weight_decay: 0`` for
-    what ``no_decay`` picks.
+    ``optim.decay_norm_and_bias: true`` (He et al.'s ResNet recipe and pytorch_resnet_cifar10
+    decay every parameter, BatchNorm and biases included): one group. ``false`` (``optim=adamw``,
+    the BERT recipe): a second group with ``weight_decay: 0`` for what ``no_decay`` picks.
     """
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     decay_all = cfg.get("decay_norm_and_bias", True)
@@ -100,12 +105,61 @@ def param_groups(module: torch.nn.Module, cfg: Mapping[str, Any]) -> list[dict[s
     return [g for g in groups if g["params"]]
 
 
-def configure(module: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """``configure_optimizers`` body shared by the Lightning modules (per-step schedule)."""
-    optimizer = build_optimizer(param_groups(module, cfg), cfg)
-    trainer = module.trainer
-    total_steps = int(trainer.estimated_stepping_batches)
-    max_epochs = max(int(trainer.max_epochs or 1), 1)
-    steps_per_epoch = max(total_steps // max_epochs, 1)
-    schedule = LambdaLR(optimizer, lr_factor(cfg, total_steps, steps_per_epoch))
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+# ------------------------------------------------------------------ flat dicts (Python callers)
+_CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+_SCHEDULE_KEYS = ("milestones", "gamma", "warmup_epochs", "warmup_steps", "warmup_ratio",
+                  "warmup_lr")  # fmt: skip
+
+
+def factories(cfg: Mapping[str, Any]) -> tuple[OptimizerFactory, ScheduleFactory]:
+    """The two objects of an ``optim`` config: its ``optimizer``/``lr_schedule`` nodes when
+    present (instantiated), else built from a flat dict such as ``{"name": "sgd", "lr": 0.1}``.
+
+    Why the flat form: benchmarks and tests build modules in Python without Hydra; it maps
+    the same keys the YAML nodes read, so both give the same optimizer.
+    """
+    if "optimizer" in cfg:  # an optim yaml: its nodes read the (possibly changed) knobs
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+
+        node = OmegaConf.create(dict(cfg))
+        return instantiate(node.optimizer), instantiate(node.lr_schedule)
+    name = cfg.get("name", "sgd")
+    if name not in _CLASSES:
+        raise ConfigError(f"optim.name={name!r} is invalid: choose one of {', '.join(_CLASSES)}")
+    kwargs: dict[str, Any] = {"lr": cfg.get("lr", 0.1), "weight_decay": cfg.get("weight_decay", 0)}
+    if name == "sgd":
+        kwargs.update(momentum=cfg.get("momentum", 0.9), nesterov=cfg.get("nesterov", False))
+    if name == "adamw" and "eps" in cfg:
+        kwargs["eps"] = cfg["eps"]
+    options = {k: cfg[k] for k in _SCHEDULE_KEYS if cfg.get(k) is not None}
+    return (
+        partial(_CLASSES[name], **kwargs),
+        partial(schedule, name=cfg.get("scheduler", "constant"), **options),
+    )
+
+
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], cfg: Mapping[str, Any]
+) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg`` over ``params`` (tensors, or groups with their own keys)."""
+    return make_optimizer(factories(cfg)[0], params, cfg.get("name"))
+
+
+def make_optimizer(
+    factory: OptimizerFactory, params: Iterable[Any], name: str | None = None
+) -> torch.optim.Optimizer:
+    """``factory(params)`` with torch's argument errors as one line naming ``optim.*``."""
+    try:
+        optimizer = factory(params)
+    except ValueError as err:  # torch: "Invalid learning rate: -1.0"
+        raise ConfigError(f"optim: {str(err).splitlines()[0]}") from None
+    lr = optimizer.defaults.get("lr")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ConfigError(f"optim.lr={lr} is invalid: must be > 0")
+    if name is not None and type(optimizer).__name__.lower() != str(name).lower():
+        raise ConfigError(
+            f"optim.name={name!r} does not match the optimizer it builds "
+            f"({type(optimizer).__name__}): choose the optimizer with optim=sgd|adam|adamw"
+        )
+    return optimizer

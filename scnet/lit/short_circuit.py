@@ -32,14 +32,16 @@ def install_short_circuit(
             connections = validate_connections([tuple(p) for p in explicit], len(taps))
             _check_explicit_shapes(connections, shapes)
         else:
-            connections = plan(
-                shapes, sc_cfg.get("k", 2), sc_cfg.get("strategy", "multi"), sc_cfg.get("rear")
-            )
-        return ShortCircuit(
-            taps, connections, sc_cfg.get("weight", 0.2), sc_cfg.get("mode", "propagate")
-        ).attach()
+            connections = plan(shapes, **_given(sc_cfg, "k", "strategy", "rear"))
+        # Defaults live in conf/sc/on.yaml (the CLI) and in sc.py's signatures (Python
+        # callers); a key missing here takes the latter, never a third copy.
+        return ShortCircuit(taps, connections, **_given(sc_cfg, "weight", "mode")).attach()
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def _given(cfg: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: cfg[k] for k in keys if k in cfg}
 
 
 def _check_explicit_shapes(connections: list[tuple[int, ...]], shapes: list[torch.Size]) -> None:

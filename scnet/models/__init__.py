@@ -1,19 +1,13 @@
-"""Vision backbones.
+"""Backbones: one file per network; the contract every one of them meets is :class:`Backbone`.
 
-A backbone is an ``nn.Module`` that
-
-* is built with keyword args ``input_shape=(C, H, W)`` and ``num_classes`` (filled in
-  from the data config by Hydra ``_target_`` instantiation) plus its own options;
-* maps a batch ``x`` of shape ``(N, C, H, W)`` to logits ``(N, num_classes)``;
-* declares ``sc_taps() -> list[nn.Module]``: the modules whose forward *output* is a
-  short-circuit endpoint, in forward order (tap 1 first).
-
-Backbones know nothing else about short circuits; the SC machinery attaches to the taps.
+Backbones know nothing about short circuits beyond naming their taps; the SC machinery
+(:mod:`scnet.sc`) attaches to the taps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -21,7 +15,49 @@ from torch import nn
 from scnet.models.fcn import FCN
 from scnet.models.resnet import CifarResNet
 
-__all__ = ["FCN", "CifarResNet", "count_parameters", "tap_shapes"]
+__all__ = ["Backbone", "BackboneHooks", "CifarResNet", "FCN", "count_parameters", "tap_shapes"]
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """What scnet needs from a network (``conf/backbone/*.yaml`` names one by ``_target_``).
+
+    * built with keyword args ``input_shape`` (one sample's shape, e.g. ``(C, H, W)``) and
+      ``num_classes``, both filled in from the data module by ``scnet.train``, plus its own
+      options from the backbone yaml;
+    * ``forward(x)`` maps a batch to logits ``(N, num_classes)`` (a regression output for
+      regression data);
+    * ``sc_taps()`` returns the modules whose forward *output* is a short-circuit endpoint, in
+      forward order (tap 1 first).
+
+    Optional class attribute ``task`` (default ``"classification"``): the data task the
+    backbone can train on (``"multiple_choice"`` for the transformers). Optional methods are
+    listed in :class:`BackboneHooks`.
+    """
+
+    def sc_taps(self) -> list[nn.Module]: ...
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class BackboneHooks(Protocol):
+    """Optional methods a :class:`Backbone` may define; scnet calls them only when present.
+
+    * ``after_optimizer_step()``: after every optimizer step (PlainNet's max-norm projection);
+    * ``step_metrics() -> dict[str, float]``: logged as ``train/<key>`` after each training
+      batch (the fixed-point net's iterations and non-converged fraction);
+    * ``hidden(x) -> list[Tensor]``: per-layer hidden representations for the condition
+      numbers (``condition.enabled``); default: the tap outputs;
+    * ``stage_of_tap() -> list[int]``: the stage of each tap for gradient statistics.
+    """
+
+    def after_optimizer_step(self) -> None: ...
+
+    def step_metrics(self) -> dict[str, float]: ...
+
+    def hidden(self, x: torch.Tensor) -> list[torch.Tensor]: ...
+
+    def stage_of_tap(self) -> list[int]: ...
 
 
 def count_parameters(model: nn.Module) -> int:
