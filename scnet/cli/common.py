@@ -161,10 +161,15 @@ def _check_syntax(overrides: list[str]) -> None:
                     f"{arg!r} is not a key=value override: a value with spaces must be quoted, "
                     f"e.g. \"{key}='{prev.split('=', 1)[1]} {arg}'\""
                 ) from None
-            reason = str(err).splitlines()[1] if len(str(err).splitlines()) > 1 else str(err)
+            first = str(err).splitlines()[0] if str(err) else ""
+            reason = "a character Hydra's grammar refuses" if "Lexer" in first else first
+            if "=" in arg and not arg.split("=", 1)[1].startswith(("'", '"', "[", "{")):
+                key, value = arg.split("=", 1)
+                fix = f"quote the value, e.g. \"{key}='{value}'\""
+            else:
+                fix = "write key=value and quote values with spaces or special characters"
             raise ConfigError(
-                f"{arg!r} is not a valid override ({reason.strip()}): write key=value, quote "
-                "values with spaces or special characters (key='a b'), see "
+                f"{arg!r} is not a valid override ({reason.strip()}): {fix}; see "
                 "https://hydra.cc/docs/advanced/override_grammar/basic/"
             ) from None
 

@@ -163,12 +163,32 @@ def _undo_hydra_files(run_dir: Path, hydra_subdir: str, preexisting: set[str] | 
 
 
 def _remove_if_only_hydra(run_dir: Path) -> None:
-    """Bad input leaves nothing behind: drop the run dir Hydra just created if it is empty."""
+    """Bad input leaves nothing behind: drop the run dir Hydra just created if it is empty,
+    and the folders above it that Hydra created for it (``outputs/runs/<date>``)."""
     contents = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
     if contents <= {".hydra", "run.log"}:
         import shutil
 
         shutil.rmtree(run_dir, ignore_errors=True)
+        parent = run_dir.absolute().parent
+        while _KEEP_DIRS and parent not in _KEEP_DIRS and parent.is_dir():
+            if any(parent.iterdir()):
+                break
+            parent.rmdir()
+            parent = parent.parent
+
+
+# Folders that existed before this command (set by the preflight): never removed as "empty".
+_KEEP_DIRS: set[Path] = set()
+
+
+def _remember_dirs(root: Path) -> None:
+    """``root``, its ancestors and two levels below it (``runs/<date>``) as they are now."""
+    root = root.absolute()
+    _KEEP_DIRS.clear()
+    _KEEP_DIRS.update(p for p in (root, *root.parents) if p.is_dir())
+    if root.is_dir():
+        _KEEP_DIRS.update(p for p in [*root.glob("*"), *root.glob("*/*")] if p.is_dir())
 
 
 def _explicit_run_dir(overrides: list[str]) -> Path | None:
@@ -195,7 +215,9 @@ def _parse(argv: list[str]) -> Namespace:
         raise ConfigError(f"{message}; see {PROG} --help")
 
     parser.error = refuse  # type: ignore[method-assign]
-    return parser.parse_args(argv)
+    # Flags and overrides in any order (Hydra's own parse_args stops at the first flag after
+    # an override); Hydra then gets them flags first (see _hydra_argv).
+    return parser.parse_intermixed_args(argv)
 
 
 def _config_dir(args: Namespace) -> str | None:
@@ -208,6 +230,11 @@ def _flags(argv: list[str], overrides: list[str]) -> list[str]:
     for override in overrides:
         rest.remove(override)
     return rest
+
+
+def _hydra_argv(argv: list[str], args: Namespace, overrides: list[str] | None = None) -> list[str]:
+    """Flags first, then the overrides: the order Hydra's parser accepts."""
+    return [*_flags(argv, args.overrides), *(args.overrides if overrides is None else overrides)]
 
 
 def _check_config(args: Namespace, overrides: list[str]):
@@ -234,6 +261,7 @@ def _preflight(args: Namespace) -> tuple[list[str], set[str] | None]:
     if run_dir is not None:  # before Hydra rewrites the old run's .hydra/
         _check_run_dir(run_dir, resuming, cfg.get("trainer", {}).get("max_epochs"))
     robust.check_writable(run_dir or _output_root(cfg))
+    _remember_dirs(run_dir.parent if run_dir else _output_root(cfg))
     preexisting = {p.name for p in run_dir.iterdir()} if run_dir and run_dir.is_dir() else None
     if resuming and run_dir is not None and (run_dir / ".hydra").is_dir():
         # Keep the original run's config: the resume's goes into .hydra/resume-N.
@@ -294,20 +322,21 @@ def _main(argv: list[str]) -> int:
         args = _parse(argv)
         if args.help or args.hydra_help or args.shell_completion:
             # scnet's help page (conf/hydra/help/scnet.yaml) lists its groups and options.
-            return _hydra_main([*argv, "hydra/help=scnet"] if args.help else argv, mode="info")
+            extra = ["hydra/help=scnet"] if args.help else []
+            return _hydra_main([*_hydra_argv(argv, args), *extra], mode="info")
         if args.cfg or args.info:
             check_group_overrides(args.overrides, _config_dir(args))
             compose_config(args.overrides, args.config_name or "config", _config_dir(args))
-            return _hydra_main(argv, mode="info")
+            return _hydra_main(_hydra_argv(argv, args), mode="info")
         if args.multirun:
             _preflight_multirun(args)
-            return _hydra_main(argv, mode="multirun")
+            return _hydra_main(_hydra_argv(argv, args), mode="multirun")
         overrides, preexisting = _preflight(args)
     except ScnetError as err:
         if debug_enabled():
             traceback.print_exc()
         return _error(str(err), err.exit_code)
-    return _hydra_main([*_flags(argv, args.overrides), *overrides], preexisting)
+    return _hydra_main(_hydra_argv(argv, args, overrides), preexisting)
 
 
 def _sigterm_as_interrupt(signum: int, frame: object) -> None:
@@ -336,15 +365,32 @@ def _hydra_main(argv: list[str], preexisting: set[str] | None = None, mode: str 
 
     saved_argv = sys.argv
     sys.argv = [saved_argv[0] if saved_argv else PROG, *argv]
+    saved_logging = _logging_state()
     try:
         entry()
     finally:
         sys.argv = saved_argv
+        _restore_logging(saved_logging)  # in-process callers get their logging back
     if mode == "info":
         return 0
     if mode == "multirun":  # every job ran; the first failure's code (0 if none failed)
         return next((c for c in codes if c), 0)
     return codes[0] if codes else 1
+
+
+def _logging_state() -> list[tuple[logging.Logger, list[logging.Handler], int]]:
+    """Hydra configures logging for each job (console + run.log handlers on these loggers)."""
+    loggers = [logging.getLogger(), logging.getLogger("hydra"), log]
+    return [(lg, list(lg.handlers), lg.level) for lg in loggers]
+
+
+def _restore_logging(state: list[tuple[logging.Logger, list[logging.Handler], int]]) -> None:
+    for logger, handlers, level in state:
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()  # closes run.log
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":
