@@ -4,7 +4,7 @@ Selected with SCNET_SWEEP_RUNNER=<this file>. It honours the run-dir contract th
 on (result.json, checkpoints/last.ckpt, metrics.csv, exit code) without importing Lightning,
 and appends one line per invocation to ``<run dir>/invocations.log`` so tests can count runs.
 Behaviour: sleeps FAKE_SLEEP seconds (checkpointing halfway); the seed named by FAKE_HOLD_SEED
-then waits until the file FAKE_HOLD_UNTIL exists (so a test can keep one trial running for as
+(``*``: every seed) then waits until the file FAKE_HOLD_UNTIL exists (so a test can keep one trial running for as
 long as it needs); ``optim.lr=1e30`` fails like a NaN loss does in scnet-run.
 
 Overlap detector, independent of the engine's run-dir lock: each invocation holds its own
@@ -52,7 +52,7 @@ time.sleep(sleep / 2)
 (run_dir / "checkpoints").mkdir(exist_ok=True)
 (run_dir / "checkpoints" / "last.ckpt").write_text("fake")
 time.sleep(sleep / 2)
-if args.get("seed") == os.environ.get("FAKE_HOLD_SEED"):
+if os.environ.get("FAKE_HOLD_SEED") in (args.get("seed"), "*"):
     release = Path(os.environ["FAKE_HOLD_UNTIL"])
     while not release.exists():
         time.sleep(0.05)

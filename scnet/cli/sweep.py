@@ -56,6 +56,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seeds", default=None, help="comma-separated seeds replacing the sweep's")
     p.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2",
                    help="replace a grid key's values (repeatable)")  # fmt: skip
+    p.add_argument("--export", nargs=2, metavar=("wandb", "FILE"),
+                   help="write the sweep as a W&B Sweeps config to FILE and exit")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_intermixed_args(argv)  # overrides and options in any order
 
@@ -163,17 +165,17 @@ def dry_run(spec: spec_mod.SweepSpec, overrides: list[str], sweep_dir: Path) -> 
     print(f"  run dirs: {sweep_dir}/runs/trial-XXXX")
 
 
-def progress(study, spec: spec_mod.SweepSpec, procs: list, show: bool) -> None:
+def progress(study, ctx, procs: list, show: bool) -> None:
     """A bar of trials done / total, updated from the shared study until the workers end."""
     from tqdm import tqdm
 
     from scnet.sweep.engine import is_done
     from scnet.sweep.results import latest_by_point
 
-    bar = tqdm(total=spec.n_total, desc=spec.name, unit="trial", disable=not show)
+    bar = tqdm(total=ctx.spec.n_total, desc=ctx.spec.name, unit="trial", disable=not show)
     while any(p.is_alive() for p in procs):
         if show:
-            done = sum(is_done(t) for t in latest_by_point(study).values())
+            done = sum(is_done(t, ctx.max_retry) for t in latest_by_point(study).values())
             bar.update(done - bar.n)  # redraw on change only: logs of non-tty runs stay short
         for p in procs:
             p.join(timeout=1.0 / len(procs))
@@ -212,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         dry_run(spec, args.overrides, sweep_dir)
         return 0
+    if args.export:
+        return export(spec, args.overrides, *args.export)
     ctx = engine.Context(
         spec=spec, overrides=list(args.overrides), sweep_dir=sweep_dir, storage_url=url,
         stale_after=args.stale_after, workers=args.workers, max_retry=max_retry,
@@ -224,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{PROG}: re-running {engine.retry_failed(study, ctx)} failed trials")
         procs = start_workers(ctx)
         try:
-            progress(study, spec, procs, show=not args.no_progress)
+            progress(study, ctx, procs, show=not args.no_progress)
         except engine.Interrupted as sig:
             return stop(study, ctx, procs, sig)
     except engine.Interrupted as sig:
@@ -232,6 +236,22 @@ def run(args: argparse.Namespace) -> int:
         return 128 + sig.signum
     path = write_results(study, spec, sweep_dir)
     return summary(study, ctx, path, args.output_dir)
+
+
+def export(spec: spec_mod.SweepSpec, overrides: list[str], fmt: str, path: str) -> int:
+    import yaml
+
+    from scnet.sweep.wandb_export import to_wandb
+
+    if fmt != "wandb":
+        raise ConfigError(f"--export {fmt!r} is unknown: choose wandb")
+    try:
+        Path(path).write_text(yaml.safe_dump(to_wandb(spec, overrides), sort_keys=False))
+    except OSError as err:
+        raise ConfigError(f"--export wandb {path}: cannot write ({err.strerror})") from None
+    print(f"{PROG}: wrote {path}: wandb sweep {path}, then per GPU: "
+          "CUDA_VISIBLE_DEVICES=i wandb agent ENTITY/PROJECT/SWEEP_ID")  # fmt: skip
+    return 0
 
 
 def start_workers(ctx) -> list:
@@ -263,14 +283,14 @@ def stop(study, ctx, procs: list, sig) -> int:
 
 def summary(study, ctx, results_path: Path, output_dir: Path) -> int:
     from scnet.sweep import storage
-    from scnet.sweep.engine import is_done, owner_dead
+    from scnet.sweep.engine import error_of, is_done, owner_dead
     from scnet.sweep.results import latest_by_point
 
     latest = latest_by_point(study)
     by_state: dict[str, int] = {}
     for t in latest.values():
         by_state[t.state.name] = by_state.get(t.state.name, 0) + 1
-    failed = [t for t in latest.values() if t.state.name == "FAIL" and is_done(t)]
+    failed = [t for t in latest.values() if t.state.name == "FAIL" and is_done(t, ctx.max_retry)]
     # This driver's workers have ended, so a RUNNING trial whose owner lives belongs to another
     # driver (another node of the sweep), which reports it.
     elsewhere = sum(
@@ -289,7 +309,7 @@ def summary(study, ctx, results_path: Path, output_dir: Path) -> int:
     print(f"{PROG}: {ctx.spec.name}: {ctx.spec.n_total} trials: {', '.join(parts)}")
     for t in sorted(failed, key=lambda t: t.user_attrs.get("point", t.number)):
         point = t.user_attrs.get("point", t.number)
-        print(f"{PROG}:   trial-{point:04d} failed: {t.user_attrs.get('error')}")
+        print(f"{PROG}:   trial-{point:04d} failed: {error_of(t, ctx.max_retry)}")
     if failed:
         print(
             f"{PROG}: re-run with --retry-failed to retry the failed trials from their checkpoints"

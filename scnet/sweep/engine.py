@@ -75,7 +75,7 @@ class Context:
     parent_pid: int = 0  # a local worker exits when this process (its driver) dies
 
     def __post_init__(self) -> None:
-        self.storage_url = self.storage_url or storage_mod.resolve_url(None, self.sweep_dir)
+        self.storage_url = storage_mod.resolve_url(self.storage_url or None, self.sweep_dir)
 
     @property
     def grace_s(self) -> int:
@@ -151,14 +151,18 @@ def open_study(ctx: Context):
 
 def _check_identity(stored: dict[str, Any], ctx: Context) -> None:
     now = ctx.identity()
+
+    def show(key: str, value: Any) -> str:
+        if key == "output_dir":
+            return f"--output-dir {Path(value).parents[1]}"
+        return f"overrides {value}" if key == "overrides" else "other sweep-file settings"
+
     for key in ("output_dir", "overrides", "sweep"):
         if stored.get(key) != now[key]:
-            what = {"sweep": "a different sweep file", "overrides": f"overrides {stored.get(key)}",
-                    "output_dir": f"--output-dir {Path(stored.get(key, '')).parents[1]}"}[key]  # fmt: skip
             raise ConfigError(
-                f"study {ctx.spec.study_name!r} in {storage_mod.describe(ctx.storage_url)} was started "
-                f"with {what} (now {now[key] if key != 'sweep' else ctx.spec.path}); re-run with "
-                "the same, or use another --storage for a separate sweep (nothing was changed)"
+                f"study {ctx.spec.study_name!r} in {storage_mod.describe(ctx.storage_url)} was "
+                f"started with {show(key, stored.get(key))} (now {show(key, now[key])}); re-run "
+                "with the same, or use another --storage for a separate sweep (nothing was changed)"
             )
 
 
@@ -176,18 +180,32 @@ def _enqueue_grid(study, spec: SweepSpec) -> None:
 
 @contextlib.contextmanager
 def lock(storage, ctx: Context) -> Iterator[None]:
-    with storage_mod.study_lock(storage, ctx.storage_url, ctx.spec.study_name):
+    rdb = getattr(storage, "_backend", storage)  # a study's storage is a cache around it
+    with storage_mod.study_lock(rdb, ctx.storage_url, ctx.spec.study_name):
         yield
 
 
 # ----------------------------------------------------------------------------- trial states
 
 
-def is_done(trial) -> bool:
-    """Finished for good: COMPLETE, PRUNED, or FAIL with an error that is not re-queued."""
+def retries_after(trial) -> int:
+    """Automatic re-runs a re-queued copy of this FAILed attempt would have used."""
+    return trial.user_attrs.get("retries", 0) + (not trial.user_attrs.get("interrupted"))
+
+
+def is_done(trial, max_retry: int) -> bool:
+    """Finished for good: COMPLETE, PRUNED, or FAIL that is not re-queued automatically (an
+    error of the trial's own, or lost more than ``max_retry`` times)."""
     if trial.state.name == "FAIL":
-        return "error" in trial.user_attrs and not trial.user_attrs.get("interrupted")
+        own_error = "error" in trial.user_attrs and not trial.user_attrs.get("interrupted")
+        return own_error or retries_after(trial) > max_retry
     return trial.state.name in ("COMPLETE", "PRUNED")
+
+
+def error_of(trial, max_retry: int) -> str:
+    if "error" in trial.user_attrs and not trial.user_attrs.get("interrupted"):
+        return trial.user_attrs["error"]
+    return f"lost {retries_after(trial)} times (node loss, kill -9; max_retry {max_retry})"
 
 
 def _proc_start(pid: int) -> str:
@@ -233,17 +251,9 @@ def reclaim(study, ctx: Context) -> int:
                 storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
     n = 0
     for t in latest_by_point(study).values():
-        if t.state != TrialState.FAIL or is_done(t):
-            continue
-        counted = not t.user_attrs.get("interrupted")  # a Ctrl-C is not the trial's fault
-        retries = t.user_attrs.get("retries", 0) + counted
-        if retries > ctx.max_retry:
-            msg = f"lost {retries} times (node loss, kill -9; max_retry {ctx.max_retry})"
-            storage.set_trial_user_attr(t._trial_id, "error", msg + ": re-run with --retry-failed")
-            storage.set_trial_user_attr(t._trial_id, "interrupted", False)
-            continue
-        requeue(study, t, retries)
-        n += 1
+        if t.state == TrialState.FAIL and not is_done(t, ctx.max_retry):
+            requeue(study, t, retries_after(t))  # an interruption (Ctrl-C) does not count
+            n += 1
     return n
 
 
@@ -274,7 +284,9 @@ def retry_failed(study, ctx: Context) -> int:
     invocation (so a deterministic failure cannot loop)."""
     with lock(study._storage, ctx):
         failed = [
-            t for t in latest_by_point(study).values() if t.state.name == "FAIL" and is_done(t)
+            t
+            for t in latest_by_point(study).values()
+            if t.state.name == "FAIL" and is_done(t, ctx.max_retry)
         ]
         for t in failed:
             requeue(study, t, 0)
@@ -404,7 +416,10 @@ def run_trial(study, trial, ctx: Context) -> None:
     trial.set_user_attr("seed", params["seed"])
     with get_heartbeat_thread(trial._trial_id, study._storage), run_dir_lock(run_dir) as fd:
         result, state = _read_result(run_dir), None
-        if result.get("status") != "completed":  # else: completed but not told (killed between)
+        problem = _adopt_problem(run_dir, command(ctx, params, point, run_dir))
+        if problem:
+            result = {"status": "failed", "metrics": {}, "error": problem}
+        elif result.get("status") != "completed":  # else: completed but not told (killed between)
             try:
                 result, state = _execute(trial, ctx, params, point, run_dir, fd)
             except Interrupted as sig:
@@ -451,9 +466,6 @@ def _execute(trial, ctx: Context, params: dict[str, Any], point: int, run_dir: P
     from optuna.trial import TrialState
 
     cmd = command(ctx, params, point, run_dir)
-    problem = _adopt_problem(run_dir, cmd)
-    if problem:
-        return {"status": "failed", "metrics": {}, "error": problem}, None
     log_path = run_dir / "sweep_trial.log"
     started = time.time()
     with open(log_path, "a") as log:

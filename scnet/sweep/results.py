@@ -41,7 +41,8 @@ def rows(study, spec: SweepSpec) -> tuple[list[str], list[dict[str, Any]]]:
         row.update(metrics)
         row["duration_s"] = t.user_attrs.get("duration_s")
         row["run_dir"] = t.user_attrs.get("run_dir", "")
-        row["error"] = t.user_attrs.get("error", "")
+        lost = t.state.name == "FAIL" and "error" not in t.user_attrs
+        row["error"] = "lost (node loss or kill -9)" if lost else t.user_attrs.get("error", "")
         out.append(row)
     columns = ["trial", "state", *spec.param_keys, *sorted(metric_keys)]
     columns += ["duration_s", "run_dir", "error"]
