@@ -57,7 +57,7 @@ class ConvNet1D(nn.Module):
             in_ch, length = channels, _out_length(length, kernel)
             if length < 1:
                 raise ConfigError(
-                    f"input_shape={list(shape)} is too short for backbone=cnn1d (length >= 4)"
+                    f"input_shape={list(shape)} is too short for backbone=cnn1d (length >= 3)"
                 )
         self.convs = nn.ModuleList(convs)
         self.linear = nn.Linear(channels * length, num_classes)
