@@ -68,6 +68,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+# Dynamo does not guard on nn.Module hooks by default, so a graph compiled for a backbone
+# without SC hooks was silently reused for an instance with them (and after detach() the SC
+# stayed): measured, compiled SC gradients equal to the plain net's. The SC lives in forward
+# hooks, so scnet has Dynamo guard on them (a recompile when hooks change; C++ guard checks).
+torch._dynamo.config.skip_nnmodule_hook_guards = False
+
 MODES = ("propagate", "weight_only")
 STRATEGIES = ("single", "multi")
 Connection = tuple[int, int]  # (rear, front), 1-based tap indices in forward order
@@ -398,23 +404,31 @@ class ShortCircuit:
             outboxes = [r for r in records if isinstance(r, _Mailbox)]
             if ghosts:  # fronts wired by the identity (compiled, or across a graph break)
                 _ShortCircuitIdentity.apply(self.weight, out, *ghosts)
-            if tracing:
-                if outboxes:
-                    raise RuntimeError(
-                        f"sc: tap {index} is compiled but its front(s) ran eagerly (a graph "
-                        "break between them); compile the whole backbone"
-                    )
+            if tracing and not outboxes:
                 if index in self._last_rear_of:
                     self._pending[index] = _FrontTap.apply(out)[1]
-                return
-            inbox = (
-                self._open_mailbox(index, module, args, kwargs, out)
-                if index in self._last_rear_of
-                else None
-            )
-            out.register_hook(self._make_grad_hook(inbox, outboxes))
+            elif tracing:  # a front ran eagerly (graph break before it): hooks, run eagerly
+                torch.compiler.disable(self._wire_hooks)(index, module, args, kwargs, out, outboxes)
+            else:
+                self._wire_hooks(index, module, args, kwargs, out, outboxes)
 
         return hook
+
+    def _wire_hooks(
+        self,
+        index: int,
+        module: nn.Module,
+        args: tuple,
+        kwargs: dict,
+        out: Tensor,
+        outboxes: list[_Mailbox],
+    ) -> None:
+        inbox = (
+            self._open_mailbox(index, module, args, kwargs, out)
+            if index in self._last_rear_of
+            else None
+        )
+        out.register_hook(self._make_grad_hook(inbox, outboxes))
 
     def _open_mailbox(
         self, index: int, module: nn.Module, args: tuple, kwargs: dict, out: Tensor

@@ -141,8 +141,36 @@ def model_taps() -> list[nn.Module]:
     return CifarResNet(depth=8, num_classes=4, input_shape=(3, 8, 8)).sc_taps()
 
 
-def test_graph_break_between_front_and_rear_keeps_the_sc():
-    """A front compiled in one graph, its rear run eagerly after a break: still wired."""
+def test_compiled_plain_graph_is_not_reused_for_an_sc_instance_or_after_detach():
+    """Dynamo skips nn.Module hook guards by default: a graph compiled for a plain ResNet was
+    reused for a same-class instance with SC hooks (the SC vanished). scnet.sc turns the
+    guards on; attach/detach after compiling recompiles."""
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        return CifarResNet(depth=8, num_classes=4, input_shape=(3, 8, 8))
+
+    def grads(model: nn.Module, run: Callable) -> Tensor:
+        model.zero_grad(set_to_none=True)
+        run(x).square().sum().backward()
+        return flat_grads(model)
+
+    torch._dynamo.reset()
+    plain_model, sc_model = build(), build()
+    sc = install_short_circuit(sc_model, SC_ON, x[:2])
+    eager_plain, eager_sc = grads(plain_model, plain_model), grads(sc_model, sc_model)
+    grads(plain_model, torch.compile(plain_model, backend="eager"))  # compiled first: plain
+    compiled = torch.compile(sc_model, backend="eager")
+    assert rel(grads(sc_model, compiled), eager_sc) < 1e-6
+    assert rel(eager_sc, eager_plain) > 1e-2
+    sc.detach()
+    assert rel(grads(sc_model, compiled), eager_plain) < 1e-6
+
+
+@pytest.mark.parametrize("compiled_part", ["front", "rear"])
+def test_graph_break_between_front_and_rear_keeps_the_sc(compiled_part: str):
+    """Front and rear on either side of a graph break (one compiled, one eager): still wired."""
     torch.manual_seed(0)
     lin = [nn.Linear(4, 4) for _ in range(3)]
     taps = lin
@@ -159,8 +187,12 @@ def test_graph_break_between_front_and_rear_keeps_the_sc():
         for m in lin:
             m.zero_grad(set_to_none=True)
         with ShortCircuit(taps, [(3, 1)], 0.5):
-            head = torch.compile(first, backend="eager") if compiled else first
-            rest(head(x)).square().sum().backward()
+            head, tail = first, rest
+            if compiled and compiled_part == "front":
+                head = torch.compile(first, backend="eager")
+            elif compiled:
+                tail = torch.compile(rest, backend="eager")
+            tail(head(x)).square().sum().backward()
         return lin[0].weight.grad.clone()
 
     torch._dynamo.reset()
