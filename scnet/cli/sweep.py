@@ -56,6 +56,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seeds", default=None, help="comma-separated seeds replacing the sweep's")
     p.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2",
                    help="replace a grid key's values (repeatable)")  # fmt: skip
+    p.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                   help="local worker processes (default) or a SLURM job array via submitit")  # fmt: skip
+    p.add_argument("--partition", default=None, help="SLURM partition (--launcher slurm)")
+    p.add_argument("--account", default=None, help="SLURM account (--launcher slurm)")
+    p.add_argument("--time", type=int, default=24 * 60, metavar="MIN",
+                   help="SLURM time limit per worker in minutes (default 1440)")  # fmt: skip
+    p.add_argument(
+        "--cpus-per-trial", type=int, default=8, help="SLURM CPUs per worker (default 8)"
+    )
     p.add_argument("--export", nargs=2, metavar=("wandb", "FILE"),
                    help="write the sweep as a W&B Sweeps config to FILE and exit")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -216,16 +225,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.export:
         return export(spec, args.overrides, *args.export)
+    local = args.launcher == "local"
+    gpus = gpu_slots(args.workers, args.gpus_per_trial, args.share_gpus) if local else []
     ctx = engine.Context(
         spec=spec, overrides=list(args.overrides), sweep_dir=sweep_dir, storage_url=url,
         stale_after=args.stale_after, workers=args.workers, max_retry=max_retry,
-        gpus=gpu_slots(args.workers, args.gpus_per_trial, args.share_gpus), parent_pid=os.getpid(),
+        gpus=gpus, parent_pid=os.getpid(),
     )  # fmt: skip
     engine.on_signals()
     try:
         study = engine.open_study(ctx)
         if args.retry_failed:
             print(f"{PROG}: re-running {engine.retry_failed(study, ctx)} failed trials")
+        if not local:
+            return run_slurm(study, ctx, args)
         procs = start_workers(ctx)
         try:
             progress(study, ctx, procs, show=not args.no_progress)
@@ -252,6 +265,33 @@ def export(spec: spec_mod.SweepSpec, overrides: list[str], fmt: str, path: str) 
     print(f"{PROG}: wrote {path}: wandb sweep {path}, then per GPU: "
           "CUDA_VISIBLE_DEVICES=i wandb agent ENTITY/PROJECT/SWEEP_ID")  # fmt: skip
     return 0
+
+
+def run_slurm(study, ctx, args: argparse.Namespace) -> int:
+    """Submit the workers as a job array, wait for them (Ctrl-C cancels them), summarize."""
+    from scnet.sweep import engine, slurm
+    from scnet.sweep.results import write_results
+
+    opts = slurm.SlurmOptions(partition=args.partition, time_min=args.time, account=args.account,
+                              gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial)  # fmt: skip
+    jobs = slurm.submit(ctx, opts)
+    print(f"{PROG}: submitted {len(jobs)} workers: {', '.join(j.job_id for j in jobs)} "
+          f"(logs in {ctx.sweep_dir / 'slurm'})", flush=True)  # fmt: skip
+    try:
+        for job in jobs:
+            job.wait()
+    except engine.Interrupted as sig:
+        for job in jobs:
+            job.cancel(check=False)
+        print(f"{PROG}: interrupted by {sig.args[0]}: workers cancelled; re-run to resume",
+              file=sys.stderr)  # fmt: skip
+        return 128 + sig.signum
+    for job in jobs:
+        if job.exception() is not None:
+            first = str(job.exception()).strip().splitlines()[-1:] or ["?"]
+            print(f"{PROG}: worker job {job.job_id} failed: {first[0]}", file=sys.stderr)
+    path = write_results(study, ctx.spec, ctx.sweep_dir)
+    return summary(study, ctx, path, args.output_dir)
 
 
 def start_workers(ctx) -> list:

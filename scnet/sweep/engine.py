@@ -48,6 +48,11 @@ HEARTBEAT_ATTR = "scnet_heartbeat"  # [interval, grace] in s, fixed when the stu
 POLL_S = 1.0
 TRIAL_STOP_S = 60.0  # a stopped trial gets this long to write its checkpoint and result
 RUNNER_ENV = "SCNET_SWEEP_RUNNER"
+# srun's per-step task variables. A trial inherits its worker's SLURM job step (one task): with
+# them Lightning's SLURMEnvironment takes SLURM_NTASKS=1 as the world size and a DDP trial
+# starts one process; without them Lightning launches all of its ranks itself.
+SLURM_STEP_VARS = ("SLURM_NTASKS", "SLURM_NPROCS", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID",
+                   "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_TASKS_PER_NODE")  # fmt: skip
 PR_SET_PDEATHSIG = 1
 
 
@@ -378,9 +383,11 @@ def trial_env(ctx: Context) -> dict[str, str]:
     Each trial is a separate torch process whose intra-op pool defaults to every core, so N
     concurrent trials oversubscribe the cores N-fold and their OpenMP threads spin against
     each other: two 100-layer PlainNet runs on 2 cores took 97 s each side by side with 2
-    threads, 4.5 s with 1 (BENCHMARKS.md). ``OMP_NUM_THREADS`` set by the user wins.
+    threads, 4.5 s with 1 (BENCHMARKS.md). ``OMP_NUM_THREADS`` set by the user wins. srun's
+    task variables are dropped (``SLURM_STEP_VARS``) so DDP trials start all their ranks.
     """
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in SLURM_STEP_VARS}
+    env["PYTHONUNBUFFERED"] = "1"
     if ctx.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ctx.gpus[ctx.worker_index % len(ctx.gpus)]
     if "OMP_NUM_THREADS" not in os.environ:
