@@ -434,3 +434,55 @@ def test_workers_and_trials_end_when_their_driver_is_killed(tmp_path: Path) -> N
     for d in runs:
         assert any(x.get("signal") == "SIGTERM" for x in invocations(d)), invocations(d)
     _resumes_from_checkpoints(tmp_path, runs)
+
+
+# ----------------------------------------------------------------------------- dashboard
+
+
+def _dashboard_opens(tmp_path: Path, storage: list[str]) -> None:
+    """Run a sweep, start the optuna-dashboard command it printed on 127.0.0.1, read its API."""
+    import json
+    import shlex
+    import urllib.request
+
+    pytest.importorskip("optuna_dashboard")
+    write_sweep(tmp_path / "sw", "dash", '  sc: ["on"]', "[0]")
+    proc = subprocess.run([*sweep_cmd(tmp_path, "dash"), *storage], env=fake_env(0),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if "dashboard:" in ln)
+    argv = shlex.split(line.split("dashboard:", 1)[1].split("(")[0])
+    assert argv[0] == "optuna-dashboard"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("optuna-dashboard")
+    server = subprocess.Popen([str(exe), *argv[1:], "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api/studies"
+
+    def answers() -> bool:
+        assert server.poll() is None, server.stderr.read().decode()
+        try:
+            return urllib.request.urlopen(url, timeout=5).status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(answers, 120, "optuna-dashboard to answer")
+        studies = json.loads(urllib.request.urlopen(url, timeout=10).read())["study_summaries"]
+        assert [s["study_name"] for s in studies] == ["dash"]
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@pytest.mark.slow
+def test_printed_dashboard_command_opens_the_sqlite_study(tmp_path: Path) -> None:
+    _dashboard_opens(tmp_path, [])
+
+
+@pytest.mark.slow
+def test_printed_dashboard_command_opens_the_postgres_study(tmp_path: Path, pg_url: str) -> None:
+    """Before: the printed PostgreSQL URL lacked the +psycopg2 driver suffix and failed."""
+    _dashboard_opens(tmp_path, ["--storage", fresh_db(pg_url, "dash")])
