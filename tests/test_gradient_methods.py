@@ -122,3 +122,27 @@ def test_shipped_sweep_uses_the_table_and_records_grad_stats() -> None:
     spec = spec_mod.load("gradient_methods")
     assert spec.report["table"] == "gradient_methods"
     assert "grad_stats.enabled=true" in spec.base
+
+
+def test_depth_limits_say_where_each_method_stops_training() -> None:
+    from scnet.report.gradient_methods import depth_limits
+
+    rows = [{"state": "COMPLETE", "backbone": "fcn", "sc": sc, "depth": d, "test/acc": acc}
+            for sc, accs in (("off", (0.95, 0.60, 0.10)), ("on", (0.95, 0.90, 0.70)))
+            for d, acc in zip((5, 20, 50), accs, strict=True)]  # fmt: skip
+    results = pd.DataFrame(rows)
+    results.attrs.update({"keys": ["backbone", "sc", "depth"], "metric": "test/acc"})
+    from scnet.report.tables import summarize
+
+    limits = depth_limits(summarize(results)).set_index("sc")
+    assert limits.loc["off", "deepest that trains"] == "20"
+    assert limits.loc["off", "shallowest that does not"] == "50"
+    assert limits.loc["on", "deepest that trains"] == "50"
+    assert limits.loc["on", "shallowest that does not"] == "none"
+
+
+def test_shipped_sweep_varies_depth_with_sc_on_and_off() -> None:
+    spec = spec_mod.load("gradient_methods")
+    assert len(spec.grid["depth"]) >= 3 and spec.grid["sc"] == ["on", "off"]
+    assert "gradient_methods_depth" in spec.report["figures"]
+    assert len(spec.seeds) >= 2  # Welch's test needs two runs a side

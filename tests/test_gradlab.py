@@ -110,6 +110,44 @@ def test_uniform_init_bounds() -> None:
     assert float(layer.bias.abs().max()) == 0.0
 
 
+def _first_last_grad_ratio(beta: float) -> float:
+    torch.manual_seed(0)
+    model = PlainNet(depth=100, beta=beta, input_shape=(1, 8, 8))
+    x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,))
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    return float(model.layers[0].weight.grad.norm() / model.layers[-1].weight.grad.norm())
+
+
+def test_plainnet_defaults_are_the_measured_beta_and_c() -> None:
+    """Seed 003 leaves β and c open; the defaults are docs/gradient_lab.md's measurement."""
+    import yaml
+
+    from scnet.cli.common import REPO_ROOT
+
+    conf = yaml.safe_load((REPO_ROOT / "conf" / "backbone" / "plainnet.yaml").read_text())
+    model = PlainNet(input_shape=(1, 8, 8))
+    assert (conf["backbone"]["beta"], conf["backbone"]["max_norm"]) == (0.7, 1.0)
+    assert (model.act.negative_slope, model.max_norm) == (0.7, 1.0)
+    # At 100 layers with BN, β = 0.01 explodes the input end's gradient; β = 0.7 does not.
+    assert _first_last_grad_ratio(0.01) > 1e4 and _first_last_grad_ratio(0.7) < 100
+
+
+def test_default_max_norm_binds_so_its_ablation_rows_differ() -> None:
+    """Uniform init gives hidden rows ‖w_j‖ ≈ √2: c = 1 changes every row, c = 2 none."""
+
+    def hidden_weights(max_norm: float | None) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = PlainNet(depth=6, width=50, max_norm=max_norm, input_shape=(1, 8, 8))
+        return [layer.weight.detach() for layer in model.layers[1:]]
+
+    free, bound, loose = hidden_weights(None), hidden_weights(1.0), hidden_weights(2.0)
+    norms = torch.cat([w.norm(dim=1) for w in free])
+    assert 1.3 < float(norms.median()) < 1.5 and float(norms.min()) > 1.0
+    assert all(torch.equal(a, b) for a, b in zip(free, loose, strict=True))  # c = 2: a no-op
+    bound_norms = torch.cat([w.norm(dim=1) for w in bound])
+    assert torch.allclose(bound_norms, torch.ones_like(bound_norms))  # c = 1: every row moved
+
+
 def test_condition_numbers_per_layer() -> None:
     model = PlainNet(depth=6, width=10, batch_norm=False, input_shape=(1, 8, 8))
     values = condition_numbers(model, torch.randn(50, 1, 8, 8))

@@ -36,7 +36,7 @@ def grad_ratio(beta: float, depth: int = 100, max_norm: float | None = None) -> 
 
 
 def row_norms(weights: list[torch.Tensor]) -> tuple[float, float]:
-    norms = torch.cat([w.flatten(1).norm(dim=1) for w in weights])
+    norms = torch.cat([w.detach().flatten(1).norm(dim=1) for w in weights])
     return float(norms.max()), float(norms.median())
 
 
