@@ -376,6 +376,47 @@ def test_a_shorter_stale_after_cannot_take_a_live_trial(tmp_path: Path) -> None:
     ]
 
 
+def test_a_paused_worker_loses_its_trial_but_it_is_trained_once(tmp_path: Path) -> None:
+    """Driver A's worker is paused (SIGSTOP) while its trial runs, so its heartbeat lapses and
+    driver B re-queues and claims the trial. B's attempt waits on the run-dir lock (the trial
+    process and A's worker still hold it); when A resumes, its tell is refused (taken over),
+    it lets go, and B adopts the result. One training, never two at once; both exit 0."""
+    write_sweep(tmp_path / "sw", "one", '  sc: ["on"]', "[0]")
+    release = tmp_path / "release"
+    env = {**fake_env(0.1), "FAKE_HOLD_SEED": "0", "FAKE_HOLD_UNTIL": str(release)}
+    cmd = [*sweep_cmd(tmp_path, "one"), "--stale-after", "3"]
+    a = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "out" / "sweeps" / "one" / "runs" / "trial-0000"
+    b, worker = None, 0
+    try:
+        wait_for(lambda: starts(run_dir), 120, "A's trial")
+        trial_pid = starts(run_dir)[0]["pid"]
+        worker = int(Path(f"/proc/{trial_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(worker, signal.SIGSTOP)
+        spec = spec_mod.load("one", tmp_path / "sw")
+        study = engine.open_study(
+            engine.Context(spec=spec, overrides=[], sweep_dir=run_dir.parents[1])
+        )
+        wait_for(stale_ids(study, study.get_trials()[0]._trial_id), 60, "A's heartbeat to lapse")
+        b = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        wait_for(lambda: flock_waiters(run_dir / ".lock") == 1, 120, "B blocked on the run dir")
+        release.touch()
+        wait_for(lambda: any(x.get("done") for x in invocations(run_dir)), 60, "the trial to end")
+    finally:
+        release.touch()
+        if worker:
+            os.kill(worker, signal.SIGCONT)
+        for proc in (a, b):
+            if proc is not None:
+                out, err = proc.communicate(timeout=120)
+                assert proc.returncode == 0, out + err
+    assert len(starts(run_dir)) == 1 and not any(x.get("overlap") for x in invocations(run_dir))
+    assert [t.state.name for t in study.get_trials()] == ["FAIL", "COMPLETE"]
+    assert results(tmp_path, "one")[0]["state"] == "COMPLETE"
+
+
 # ----------------------------------------------------------------------------- signals
 
 

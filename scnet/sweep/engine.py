@@ -344,13 +344,24 @@ def worker_main(ctx: Context) -> None:
     on_signals()
     if ctx.parent_pid:
         die_with(ctx.parent_pid)
+    import optuna
+
     try:
         study = open_study(ctx)
         while (trial := next_trial(study, ctx)) is not None:
-            run_trial(study, trial, ctx)
+            try:
+                run_trial(study, trial, ctx)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                _taken_over(trial)
             write_results(study, ctx.spec, ctx.sweep_dir)
     except Interrupted as sig:
         sys.exit(128 + sig.signum)
+
+
+def _taken_over(trial) -> None:
+    """Our heartbeat lapsed (a paused or overloaded host) and another process failed the trial
+    and re-queued it; the re-queued attempt waits on the run-dir lock and adopts our result."""
+    print(f"trial {trial.number} was taken over by another worker", file=sys.stderr)
 
 
 def command(ctx: Context, params: dict[str, Any], point: int, run_dir: Path) -> list[str]:
@@ -450,11 +461,8 @@ def _finish(study, trial, result: dict[str, Any], state, value: float | None = N
         trial.set_user_attr("error", redact_text(str(result.get("error") or state.name.lower())))
     try:
         study.tell(trial, value if state.name == "COMPLETE" else None, state=state)
-    except ValueError:  # its heartbeat lapsed and another worker took it: its result is kept
-        print(
-            f"trial-{trial.user_attrs['point']:04d} was taken over by another worker",
-            file=sys.stderr,
-        )
+    except ValueError:  # "Cannot tell a FAIL trial": taken over
+        _taken_over(trial)
 
 
 def _read_result(run_dir: Path) -> dict[str, Any]:
