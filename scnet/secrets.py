@@ -18,6 +18,17 @@ def redact_text(text: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}{m['tail']}", text)
 
 
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?P<key>[\w.+~-]*(?:api[_-]?key|token|password|passwd|secret)[\w-]*=)(?P<value>[^\s,;)]+)",
+    re.IGNORECASE,
+)
+
+
+def redact_message(text: str) -> str:
+    """A one-line error with ``secret_key=value`` assignments and URL passwords masked."""
+    return _SECRET_ASSIGNMENT.sub(lambda m: f"{m['key']}{REDACTED}", redact_text(text))
+
+
 def redact(value: Any) -> Any:
     """A copy of ``value`` with secret-looking keys masked and URL passwords removed."""
     if isinstance(value, dict):

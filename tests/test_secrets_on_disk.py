@@ -40,8 +40,9 @@ def test_run_dir_holds_no_secret(tmp_path: Path) -> None:
         [
             sys.executable, "-m", "scnet.cli.run", "experiment=demo", "depth=8",
             "trainer.max_epochs=1", "trainer.limit_train_batches=2", "logger.wandb.mode=offline",
-            f"+logger.wandb.api_key={OVERRIDE_KEY}",
-            f"+storage=postgresql://scnet:{PASSWORD}@db.example:5432/optuna",
+            # Hydra's own way to hand a job a credential (scnet refuses unknown keys such as
+            # +logger.wandb.api_key or +storage since issue 11; see the refused test below).
+            f"+hydra.job.env_set.WANDB_API_KEY={OVERRIDE_KEY}",
             f"hydra.run.dir={run_dir}",
         ],
         capture_output=True, text=True, timeout=300,
@@ -56,5 +57,27 @@ def test_run_dir_holds_no_secret(tmp_path: Path) -> None:
         for secret in (API_KEY, OVERRIDE_KEY, PASSWORD):
             assert secret.encode() not in data, f"{secret} leaked into {path}"
     # The override itself is still recorded, masked: the run stays reproducible minus the secret.
-    assert "api_key=***" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert (
+        "WANDB_API_KEY=***" in (run_dir / ".hydra" / "hydra.yaml").read_text()
+    )  # hydra.* overrides
     assert PASSWORD not in proc.stdout + proc.stderr
+
+
+def test_refused_override_does_not_echo_a_secret(tmp_path: Path) -> None:
+    """Unknown keys are refused (issue 11), and the one-line error masks what it echoes.
+
+    (Moved from test_run_dir_holds_no_secret: ``+storage=URL`` is no longer accepted.)
+    """
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "scnet.cli.run", "experiment=demo",
+            f"+storage=postgresql://scnet:{PASSWORD}@db.example:5432/optuna",
+            f"+sc.api_token={OVERRIDE_KEY}", f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("scnet-run: error: +storage=postgresql://scnet:***@db")
+    assert PASSWORD not in proc.stdout + proc.stderr
+    assert OVERRIDE_KEY not in proc.stdout + proc.stderr
+    assert not (tmp_path / "run").exists()

@@ -61,6 +61,10 @@ def check_interrupted(
     done: subprocess.CompletedProcess, result: dict, run_dir: Path, cause: str
 ) -> None:
     assert done.returncode == 130, done.stderr[-2000:]
+    # One line and the resume command: no traceback on either stream (issue 12 item 5).
+    assert "Traceback" not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("scnet-run: error:")]
+    assert len(errors) == 1, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     resume = f"ckpt_path={run_dir}/checkpoints/last.ckpt"
     assert last.startswith(f"scnet-run: error: interrupted ({cause} at epoch ") and resume in last

@@ -40,7 +40,9 @@ log = logging.getLogger("scnet")
 
 def _error(message: str, code: int) -> int:
     """Print the one-line error and return ``code`` (the caller exits with it)."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    from scnet.secrets import redact_message  # an echoed override may hold a credential
+
+    print(f"{PROG}: error: {redact_message(message)}", file=sys.stderr)
     return code
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,8 +108,10 @@ def available(sweeps_dir: Path = SWEEPS_DIR) -> list[str]:
 
 
 def load(name: str, sweeps_dir: Path = SWEEPS_DIR, _seen: tuple[str, ...] = ()) -> SweepSpec:
-    """Read and validate ``sweeps_dir/name.yaml`` (following ``alias_of``)."""
+    """Read and validate ``sweeps_dir/name.yaml`` or a sweep file by path (following ``alias_of``)."""
     path = sweeps_dir / f"{name}.yaml"
+    if name.endswith((".yaml", ".yml")) or os.sep in name:  # the user's own file, by path
+        path, sweeps_dir, name = Path(name), Path(name).parent, Path(name).stem
     if not path.is_file():
         names = ", ".join(available(sweeps_dir)) or "(none)"
         raise ConfigError(f"unknown sweep {name!r}: choose one of {names} (in {sweeps_dir})")
