@@ -60,13 +60,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     bind_run_dir(cfg, run_dir)
     resume.check_run_dir(run_dir, bool(cfg.get("ckpt_path")), cfg.trainer.get("max_epochs"))
     console.quiet_libraries()
-    console.print_config(cfg)
     datamodule, module = prepare(cfg)
     if cfg.get("ckpt_path"):
         resume.checkpoint_epoch(cfg.ckpt_path)  # weights-only and unsafe files: refused here
         from scnet.robust import check_checkpoint
 
         check_checkpoint(cfg.ckpt_path, module)  # does it fit this model
+    console.print_config(cfg)  # the run is accepted: show what it is
     log.info("run dir: %s", run_dir)
     try:
         metrics = fit_and_test(cfg, run_dir, datamodule, module)

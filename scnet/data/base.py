@@ -8,6 +8,7 @@ DataLoader workers and no per-sample Python on the hot path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -258,11 +259,28 @@ class ArrayDataModule(L.LightningDataModule):
     def download_data(self) -> None:
         """Fetch the dataset into ``root`` if it is not there yet (no-op by default)."""
 
+    def _try_download(self) -> None:
+        """``download_data``; offline, the missing-files line names the path and the reason,
+        and the folders the attempt created are removed (bad input leaves nothing behind)."""
+        root = Path(getattr(self, "root", ".")).absolute()
+        new = [p for p in (root, *root.parents) if not p.exists()]
+        try:
+            self.download_data()
+        except DataError as failed:
+            for folder in new:  # innermost first; only folders still empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            try:
+                self.load()
+            except DataError as missing:
+                raise DataError(f"{missing}; data.download=true failed: {failed}") from None
+            raise
+
     # ------------------------------------------------------------------- lightning hooks
     def prepare_data(self) -> None:
         """Download once per node (Lightning calls this on one process only)."""
         if self.download:
-            self.download_data()
+            self._try_download()
 
     def setup(self, stage: str | None = None) -> None:
         """Load the data once and carve the validation split; later calls are no-ops."""
@@ -270,7 +288,7 @@ class ArrayDataModule(L.LightningDataModule):
         if self._splits is not None:
             return
         if self.download:  # also works without a Trainer; download_data is idempotent
-            self.download_data()
+            self._try_download()
         splits = self.load()
         self._splits = self._carve_val(splits)
         log.info("%s: %s", self.name, self.sizes)
