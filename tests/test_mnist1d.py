@@ -15,7 +15,7 @@ from torch import nn
 from scnet.data import get_datamodule
 from scnet.data import mnist1d as m1d
 from scnet.errors import ConfigError
-from scnet.models import CifarResNet, count_parameters, tap_shapes
+from scnet.models import Backbone, CifarResNet, count_parameters, tap_shapes
 from scnet.models.cnn1d import ConvNet1D
 from scnet.sc import ShortCircuit, plan
 
@@ -198,6 +198,7 @@ def test_weight_zero_is_sc_off() -> None:
 def test_cnn1d_matches_the_reference_size() -> None:
     model = ConvNet1D(channels=25, input_shape=(1, 40))
     assert count_parameters(model) == 5210  # Greydanus's ConvBase on length-40 inputs
+    assert isinstance(model, Backbone) and isinstance(CifarResNet(input_shape=(1, 40)), Backbone)
     assert model(torch.randn(4, 1, 40)).shape == (4, 10)
     shapes = [tuple(s) for s in tap_shapes(model, torch.randn(2, 1, 40))]
     assert shapes == [(25, 19), (25, 10), (25, 5), (10,)]

@@ -12,10 +12,19 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from scnet.models.cnn1d import ConvNet1D
 from scnet.models.fcn import FCN
 from scnet.models.resnet import CifarResNet
 
-__all__ = ["Backbone", "BackboneHooks", "CifarResNet", "FCN", "count_parameters", "tap_shapes"]
+__all__ = [
+    "Backbone",
+    "BackboneHooks",
+    "CifarResNet",
+    "ConvNet1D",
+    "FCN",
+    "count_parameters",
+    "tap_shapes",
+]
 
 
 @runtime_checkable
