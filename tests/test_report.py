@@ -274,6 +274,11 @@ def test_runs_builds_the_same_views_from_run_dirs(tmp_path: Path) -> None:
     md = (out / "reports" / "runs" / "summary.md").read_text()
     assert "| 20 | off | – | 91.00 ± 1.00 | 3 | 0 |" in md  # plain runs: weight not applicable
     assert all(p.stat().st_size > 10_000 for p in paths if p.suffix == ".png")
+    # any registered builder works on run dirs too
+    only = run(parse_args(["--runs", *map(str, runs), "--output-dir", str(out), "--report", "f8",
+                           "--table", "summary", "--figures", "fig8_sc_weight"]))  # fmt: skip
+    assert sorted(p.name for p in only) == ["fig8_sc_weight.png", "summary.csv", "summary.md",
+                                            "summary.tex"]  # fmt: skip
 
 
 def test_runs_bad_inputs_are_one_line_and_write_nothing(tmp_path: Path) -> None:
@@ -289,8 +294,11 @@ def test_runs_bad_inputs_are_one_line_and_write_nothing(tmp_path: Path) -> None:
     (runs[0] / "result.json").write_text("{not json")
     with pytest.raises(ConfigError, match="unreadable"):
         run(parse_args(["--runs", str(runs[0]), "--output-dir", str(out)]))
+    with pytest.raises(ConfigError, match="--figures 'fig99' is unknown: choose from"):
+        run(parse_args(["--runs", str(runs[1]), "--figures", "fig99", "--output-dir", str(out)]))
     assert not (out / "reports" / "runs").exists()
-    for argv in (["t2", "--runs", str(runs[1])], [], ["t2", "--metric", "val/acc"]):
+    for argv in (["t2", "--runs", str(runs[1])], [], ["t2", "--metric", "val/acc"],
+                 ["t2", "--table", "summary"]):  # fmt: skip
         with pytest.raises(SystemExit) as exit_:
             parse_args(argv)
         assert exit_.value.code == 2

@@ -38,8 +38,9 @@ BUILDER_MODULES = (
     "scnet.report.nlp_tables",
     "scnet.report.plainnet",
 )
-#: What ``--runs`` writes: the generic table and the two generic figures.
-RUNS_BUILDERS = ("summary", "curves", "accuracy_vs_depth")
+#: What ``--runs`` writes unless ``--table``/``--figures`` say otherwise.
+RUNS_TABLE = "summary"
+RUNS_FIGURES = ("curves", "accuracy_vs_depth")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -52,14 +53,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="with --runs: the metric to tabulate (default test/acc)")  # fmt: skip
     p.add_argument("--report", default="runs",
                    help="with --runs: the report's folder name under reports/ (default runs)")  # fmt: skip
+    p.add_argument("--table", default=None,
+                   help=f"with --runs: a registered table (default {RUNS_TABLE})")  # fmt: skip
+    p.add_argument("--figures", nargs="*", default=None, metavar="NAME",
+                   help=f"with --runs: registered figures (default {' '.join(RUNS_FIGURES)})")  # fmt: skip
     p.add_argument("--output-dir", type=Path, default=Path("outputs"),
                    help="root holding sweeps/NAME and reports/NAME (default: outputs)")  # fmt: skip
     p.add_argument("--sweeps-dir", type=Path, default=spec_mod.SWEEPS_DIR, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if (args.name is None) == (args.runs is None):
         p.error("give a sweep NAME or --runs DIR..., not both and not neither")
-    if args.runs is None and (args.metric != "test/acc" or args.report != "runs"):
-        p.error("--metric and --report go with --runs (a sweep names its own metric)")
+    extra = args.metric != "test/acc" or args.report != "runs" or args.table or args.figures
+    if args.runs is None and extra:
+        p.error(
+            "--metric, --report, --table and --figures go with --runs (a sweep file names its own)"
+        )
     if "/" in args.report or args.report in ("", ".", ".."):
         p.error(f"--report={args.report!r} is invalid: a folder name without '/'")
     return args
@@ -110,8 +118,11 @@ def run(args: argparse.Namespace) -> list[Path]:
     if args.runs is not None:
         from scnet.report.rundirs import load_runs
 
+        table = args.table or RUNS_TABLE
+        figures = RUNS_FIGURES if args.figures is None else args.figures
+        _check_builders("--table", [table], TABLES)
+        _check_builders("--figures", figures, FIGURES)
         results = load_runs(args.runs, args.metric)
-        table, *figures = RUNS_BUILDERS
         builders = [TABLES[table], *(FIGURES[f] for f in figures)]
         return _build(builders, results, Path("."), args.output_dir / "reports" / args.report)
 
@@ -129,6 +140,14 @@ def run(args: argparse.Namespace) -> list[Path]:
     results = load_results(spec, sweep_dir)
     builders = ([TABLES[table]] if table else []) + [FIGURES[f] for f in figures]
     return _build(builders, results, sweep_dir, args.output_dir / "reports" / spec.name)
+
+
+def _check_builders(option: str, names: list[str] | tuple[str, ...], known: dict) -> None:
+    for name in names:
+        if name not in known:
+            raise ConfigError(
+                f"{option} {name!r} is unknown: choose from {', '.join(sorted(known))}"
+            )
 
 
 def _build(builders: list, results, sweep_dir: Path, out_dir: Path) -> list[Path]:
