@@ -296,6 +296,7 @@ def _preflight_multirun(args: Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``scnet-run``: returns the exit code (the console script exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _KEEP_DIRS.clear()  # set by this command's preflight, never by an earlier in-process one
     saved_env = os.environ.get("SCNET_DEBUG")
     if "--debug" in argv:
         argv.remove("--debug")
