@@ -10,8 +10,8 @@ Which keys count: a key that differs between runs, except the seed, the run's na
 bookkeeping (paths, loggers, resume). ``sc.enabled`` becomes ``sc`` (``on``/``off``); the
 other ``sc.*`` keys count only when they differ between SC runs, and are ``–`` (not
 applicable) for runs with SC off, so an SC run finds its baseline whatever ``sc.weight`` the
-plain run's config happened to carry. Keys with identical columns (``depth`` and
-``backbone.depth``) are kept once, under the shorter name.
+plain run's config happened to carry. A key the other keys already determine
+(``backbone.depth`` given ``depth``, a backbone's width given its name) is left out.
 """
 
 from __future__ import annotations
@@ -107,10 +107,18 @@ def load_runs(run_dirs: list[Path], metric: str) -> pd.DataFrame:
 
 
 def _dedupe(frame: pd.DataFrame, keys: list[str]) -> list[str]:
-    """Drop a key whose column equals an earlier-kept key's (``backbone.depth`` = ``depth``)."""
+    """Drop a key that the kept keys already determine (``backbone.depth`` given ``depth``,
+    ``backbone.width`` given ``backbone.name``): the table shows what was varied, once.
+
+    Keys are considered shallowest first, then most distinct values, then shortest name; one
+    is kept when some group of rows equal on the kept keys has two values of it. ``sc`` is
+    always kept (it is what the report compares).
+    """
+    cells = frame[keys].map(_cell) if keys else frame[keys]
+    order = sorted(keys, key=lambda k: (k != "sc", k.count("."), -cells[k].nunique(), len(k)))
     kept: list[str] = []
-    for key in sorted(keys, key=lambda k: (k.count("."), len(k))):
-        column = list(frame[key].map(_cell))
-        if not any(column == list(frame[k].map(_cell)) for k in kept):
+    for key in order:
+        determined = bool(kept) and cells.groupby(kept)[key].nunique().max() <= 1
+        if key == "sc" or not determined:
             kept.append(key)
     return [k for k in keys if k in kept]
