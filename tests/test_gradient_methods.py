@@ -138,7 +138,8 @@ def test_depth_limits_say_where_each_method_stops_training() -> None:
     assert limits.loc["off", "deepest that trains"] == "20"
     assert limits.loc["off", "shallowest that does not"] == "50"
     assert limits.loc["on", "deepest that trains"] == "50"
-    assert limits.loc["on", "shallowest that does not"] == "none"
+    assert limits.loc["on", "shallowest that does not"] == "–"  # trains at every depth run
+    assert limits.loc["on", "depths run"] == "5, 20, 50"
 
 
 def test_shipped_sweep_varies_depth_with_sc_on_and_off() -> None:

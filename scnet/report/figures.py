@@ -161,12 +161,13 @@ def _accuracy_axes(
     groups = list(table.groupby(hue, sort=False, dropna=False)) if hue else [((), table)]
     width = 0.2 / max(len(groups), 1)
     colours = cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    absent: list[tuple[float, str]] = []
     for i, (setting, part) in enumerate(groups):
         setting = setting if isinstance(setting, tuple) else (setting,)
         config = dict(zip(hue, setting, strict=True))
         offset = (i - (len(groups) - 1) / 2) * width
         for _, r in part[part["n"] == 0].iterrows():
-            _absent(ax, pos[_cell(r[x_key])] + offset, "failed" if r["failed"] else MISSING)
+            absent.append((pos[_cell(r[x_key])] + offset, "failed" if r["failed"] else MISSING))
         done = part[part["n"] > 0]
         if done.empty:
             continue
@@ -178,40 +179,22 @@ def _accuracy_axes(
         ax.errorbar([x[j] for j in order], done["mean"].iloc[order],
                     yerr=done["std"].fillna(0.0).iloc[order], capsize=3, label=label(config),
                     **style)  # fmt: skip
+    _absent(ax, absent)
 
 
-def _absent(ax: Any, x: float, why: str) -> None:
-    """A ✗ at the bottom of the axes for a cell with no completed run, and why."""
+def _absent(ax: Any, cells: list[tuple[float, str]]) -> None:
+    """A red ✗ at the bottom of the axes per cell with no completed run, with why.
+
+    Labels of neighbouring cells alternate in height so they never overprint; one legend
+    entry explains the ✗.
+    """
     where = ax.get_xaxis_transform()  # x in data, y in axes fraction
-    ax.plot(x, 0.04, marker="x", color="red", markersize=9, mew=2, transform=where,
-            clip_on=False, linestyle="none")  # fmt: skip
-    ax.annotate(why, (x, 0.04), xycoords=where, xytext=(0, 7), textcoords="offset points",
-                ha="center", fontsize=7, color="red")  # fmt: skip
-
-
-@register_figure("fig7_connections")
-def fig7(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
-    """Paper Fig. 7: single vs multiple SC connections across depths."""
-    return accuracy_vs(results, out_dir / "fig7_connections.png", "Single vs multiple SC")
-
-
-@register_figure("fig8_sc_weight")
-def fig8(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
-    """Paper Fig. 8: SC weight 0.1 / 0.2 / 0.5 (and its baseline) across depths."""
-    return accuracy_vs(results, out_dir / "fig8_sc_weight.png", "SC weight")
-
-
-@register_figure("fig9_batch_size")
-def fig9(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
-    """Paper Fig. 9: batch size across depths."""
-    return accuracy_vs(results, out_dir / "fig9_batch_size.png", "Batch size")
-
-
-@register_figure("accuracy_vs_depth")
-def accuracy_vs_depth(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
-    """Any grid sweep: the metric vs depth (or the first key), one line per other setting."""
-    title = str(results.attrs.get("sweep", "") or "Accuracy vs depth")
-    return accuracy_vs(results, out_dir / "accuracy_vs_depth.png", title)
+    for j, (x, why) in enumerate(sorted(cells)):
+        ax.plot(x, 0.04, marker="x", color="red", markersize=8, mew=2, transform=where,
+                clip_on=False, linestyle="none",
+                label="no completed run" if j == 0 else "_nolegend_")  # fmt: skip
+        ax.annotate(why, (x, 0.04), xycoords=where, xytext=(0, 7 + 9 * (j % 2)),
+                    textcoords="offset points", ha="center", fontsize=6, color="red")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- curves

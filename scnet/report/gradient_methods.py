@@ -170,13 +170,14 @@ def depth_limits(table: pd.DataFrame) -> pd.DataFrame:
         ok = done[done["mean"] >= TRAINS]["_d"]
         bad = done[done["mean"] < TRAINS]["_d"]
         rows.append({**dict(zip(method, setting, strict=True)),
+                     "depths run": ", ".join(_depth(d) for d in sorted(done["_d"])) or "none",
                      "deepest that trains": _depth(ok.max() if len(ok) else None),
                      "shallowest that does not": _depth(bad.min() if len(bad) else None)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def _depth(value: Any) -> str:
-    return "none" if value is None or pd.isna(value) else str(int(value))
+    return "–" if value is None or pd.isna(value) else str(int(value))
 
 
 def depth_limits_markdown(table: pd.DataFrame) -> str:
@@ -184,7 +185,8 @@ def depth_limits_markdown(table: pd.DataFrame) -> str:
     header = list(limits.columns)
     cells = [[str(v) for v in row] for row in limits.itertuples(index=False)]
     return (f"Where each method stops training (mean test accuracy ≥ {TRAINS:g} % counts as "
-            f"training; chance is 10 %):\n\n{to_markdown(header, cells)}")  # fmt: skip
+            f"training; chance is 10 %; – = no such depth among those run):\n\n"
+            f"{to_markdown(header, cells)}")  # fmt: skip
 
 
 @register_figure(FIGURE)
