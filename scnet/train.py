@@ -152,17 +152,38 @@ def fit_and_test(
     loggers = build_loggers(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir, callbacks, loggers)
     resume.start(run_dir, cfg.get("ckpt_path"))  # metrics.csv: trimmed to the checkpoint, or new
-    fit(trainer, module, datamodule, cfg.get("ckpt_path"))
-    metrics = scalar_metrics(trainer.callback_metrics)  # test() resets callback_metrics
-    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
-    use_best = cfg.get("test_ckpt", "last") == "best" and best
-    trainer.test(module, datamodule=datamodule, ckpt_path=best if use_best else None, verbose=False)
-    metrics.update(scalar_metrics(trainer.callback_metrics))
-    metrics["epochs"] = trainer.current_epoch
-    metrics["steps"] = trainer.global_step
-    for logger in loggers:
-        logger.finalize("success")
+    status = "failed"
+    try:
+        fit(trainer, module, datamodule, cfg.get("ckpt_path"))
+        metrics = scalar_metrics(trainer.callback_metrics)  # test() resets callback_metrics
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+        use_best = cfg.get("test_ckpt", "last") == "best" and best
+        ckpt = best if use_best else None
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        metrics.update(scalar_metrics(trainer.callback_metrics))
+        metrics["epochs"] = trainer.current_epoch
+        metrics["steps"] = trainer.global_step
+        status = "success"
+    finally:
+        try:
+            close_loggers(loggers, status)
+        except Exception:  # never hide why the run ended behind a logger's own failure
+            if status == "success":
+                raise
+            log.warning("closing the loggers failed", exc_info=True)
     return metrics
+
+
+def close_loggers(loggers: list[Any], status: str) -> None:
+    """Finalize every logger; end the W&B run, so a later run in this process (tests, a
+    resume) starts its own instead of silently logging into this one."""
+    for logger in loggers:
+        logger.finalize(status)
+    if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish(exit_code=0 if status == "success" else 1)
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, module: ClassifierModule) -> list[L.Callback]:

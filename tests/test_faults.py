@@ -308,3 +308,20 @@ def test_full_tmpfs_keeps_the_previous_checkpoints(tmp_path: Path) -> None:
         assert leftovers == []
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_resumed_run_continues_the_same_wandb_run(tmp_path: Path, monkeypatch) -> None:
+    """The W&B run id is kept in the run dir and W&B is told resume="allow": an interrupted
+    and resumed run is one W&B run, not two."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "wb"
+    wandb_run = [*RUN[:-1], "logger.wandb.mode=offline", "sc.weight=0.5"]
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 2)
+        assert main([*wandb_run, f"hydra.run.dir={run_dir}"]) == 130
+    run_id = (run_dir / "wandb_id").read_text().strip()
+    assert main([*wandb_run, f"ckpt_path={run_dir}/checkpoints/last.ckpt"]) == 0
+    assert (run_dir / "wandb_id").read_text().strip() == run_id
+    runs = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(name.endswith(f"-{run_id}") for name in runs), runs

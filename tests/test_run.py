@@ -24,6 +24,7 @@ def tiny_runs(tmp_path_factory) -> dict[str, Path]:
         extra = ["sc=off"] if name == "plain" else []
         proc = run_cli("run", *TINY_RUN, *extra, f"hydra.run.dir={run_dir}")
         assert proc.returncode == 0, proc.stderr[-2000:]
+        (root / f"{name}.console").write_text(proc.stdout + proc.stderr)
     return dirs
 
 
@@ -50,6 +51,26 @@ def test_run_writes_the_output_contract(tiny_runs):
     assert (run_dir / "run.log").is_file()
     rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert any(row.get("train/loss") for row in rows) and any(row.get("val/acc") for row in rows)
+
+
+def test_console_is_one_line_per_event(tiny_runs):
+    """Issue 11: of a run's 34 lines about 12 were noise (Lightning's INFO lines twice, the
+    litlogger tip, W&B's anonymous warning, a torch _pytree deprecation, a FLOPs column)."""
+    lines = (tiny_runs["a"].parent / "a.console").read_text().splitlines()
+    text = "\n".join(lines)
+    for noise in ("litlogger", "anonymous setting", "_pytree", "FLOPs", "TPU available",
+                  "Loading `train_dataloader`"):  # fmt: skip
+        assert noise not in text, noise
+    events = [ln for ln in lines if "] - " in ln]  # logged events (not the tree, not the bar)
+    messages = [ln.split("] - ", 1)[1] for ln in events]
+    assert len(messages) == len(set(messages)), "a line printed twice"
+    assert sum("config" in ln and not ln.startswith(("├", "└", "│")) for ln in lines) == 1
+    tree = [ln for ln in lines if ln.startswith(("├", "└", "│"))]
+    assert 10 <= len(tree) <= 30  # compact: one line per section or object
+    assert len(lines) - len(tree) <= 14, text  # events + the two result lines
+    result = read_result(tiny_runs["a"])
+    env = result["environment"]  # issue 12: what the same-seed promise depends on
+    assert env["torch_threads"] >= 1 and env["torch"] and env["lightning"] and env["device"]
 
 
 def test_same_command_twice_gives_identical_metrics(tiny_runs):
