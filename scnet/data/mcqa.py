@@ -181,15 +181,17 @@ def make_collate(pad_id: int):
 
 
 def load_tokenizer(name: str | None) -> Any:
-    """The backbone's tokenizer (``data.tokenizer``, by default ``backbone.pretrained``)."""
+    """The tokenizer ``data.tokenizer`` names (``experiment=mcqa_*`` set it to the backbone's
+    checkpoint, ``${backbone.pretrained}``; a data config does not read the backbone's)."""
     from transformers import AutoTokenizer
 
     from scnet.models.transformer import resolve_pretrained
 
     if not name:
         raise ConfigError(
-            "data.tokenizer is not set: use backbone=bert|roberta|minilm (it follows "
-            "backbone.pretrained) or set data.tokenizer=<hub id or dir>"
+            "data.tokenizer is not set: use experiment=mcqa_bert_base|mcqa_bert_large|"
+            "mcqa_roberta_large|mcqa_minilm (it is the backbone's checkpoint) or set "
+            "data.tokenizer=<hub id or dir>"
         )
     try:
         return AutoTokenizer.from_pretrained(resolve_pretrained(str(name)))
