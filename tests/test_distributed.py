@@ -77,7 +77,7 @@ COMMON = [
 ]
 
 
-def _run(run_dir: Path, *overrides: str) -> None:
+def _run(run_dir: Path, *overrides: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "scnet.cli.run", *COMMON, *overrides, f"hydra.run.dir={run_dir}"],
         capture_output=True,
@@ -90,6 +90,7 @@ def _run(run_dir: Path, *overrides: str) -> None:
         },
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
 
 
 def _params(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -100,13 +101,16 @@ def _params(run_dir: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("mode", ["propagate", "weight_only"])
 def test_ddp_two_processes_match_one_process(tmp_path: Path, mode: str) -> None:
     """2 gloo processes × batch 50 == 1 process × batch 100, SC on, after 20 SGD steps."""
-    _run(
+    console = _run(
         tmp_path / "ddp",
         "trainer=ddp",
         "trainer.devices=2",
         "data.batch_size=50",
         f"sc.mode={mode}",
     )
+    # DDP prints once (rank 0), without Lightning's sync_dist advice for val/test metrics.
+    assert console.count("first training step") == 1 and console.count("run dir:") == 1
+    assert "sync_dist" not in console and console.count("scnet-run: completed") == 1
     _run(tmp_path / "one", "data.batch_size=100", f"sc.mode={mode}")
     ddp, one = _params(tmp_path / "ddp"), _params(tmp_path / "one")
     assert ddp.keys() == one.keys()

@@ -68,10 +68,15 @@ def print_config(cfg: DictConfig) -> None:
 
 
 # Lines that are not events of this run (issue 11): Lightning's advert for litlogger, the
-# TPU count, an internal step; a torch-internal deprecation inside Lightning; W&B's notice about
+# TPU count, an internal step, DDP's banner; a torch-internal deprecation inside Lightning; W&B's notice about
 # a setting Lightning passes; DDP's advice to sync val/test metrics, which scnet deliberately
 # does not (every process evaluates the whole split, see ClassifierModule._step).
-_NOISE = ("Tip: For seamless cloud logging", "TPU available", "Loading `train_dataloader`")
+_NOISE = (
+    "Tip: For seamless cloud logging",
+    "TPU available",
+    "Loading `train_dataloader`",
+    "All distributed processes registered",  # a 5-line banner after "Initializing distributed"
+)
 _NOISY_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\).*",
     r".*sync_dist=True.*",
