@@ -46,11 +46,6 @@ def _error(message: str, code: int) -> int:
     return code
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def _resume_dir(argv: list[str]) -> list[str]:
     """Resuming from ``<run dir>/checkpoints/x.ckpt`` continues in that run dir."""
     ckpt = next((a.split("=", 1)[1] for a in argv if a.startswith("ckpt_path=")), None)
@@ -101,50 +96,6 @@ def execute(
     path = run_dir / train.RESULT_FILE
     print(f"{PROG}: completed in {result['duration_s']:.1f}s  {summary}\n{PROG}: results in {path}")
     return 0
-
-
-def _global_rank() -> int:
-    """This process's rank under DDP (Lightning sets it once the trainer exists), else 0."""
-    from lightning.pytorch.utilities import rank_zero_only
-
-    return int(getattr(rank_zero_only, "rank", 0) or 0)
-
-
-def _failed(cfg, run_dir: Path, module, started: float, err: BaseException) -> int:
-    """Record a run that failed mid-training in ``result.json``; return the exit code."""
-    from scnet import robust, train
-
-    _to_run_log(f"run failed:\n{traceback.format_exc()}")
-    if isinstance(err, KeyboardInterrupt):
-        message = (
-            f"interrupted ({str(err) or 'Ctrl-C'}); resume with "
-            f"ckpt_path={run_dir}/checkpoints/last.ckpt"
-        )
-        code = INTERRUPTED
-    elif isinstance(err, OSError) and err.errno is not None:
-        message, code = robust.storage_message(err, run_dir), robust.StorageError.exit_code
-    else:
-        message = _one_line(err)
-        code = err.exit_code if isinstance(err, ScnetError) else 1
-    result = {"status": "failed", "metrics": {}, "error": message}
-    if isinstance(err, KeyboardInterrupt):
-        result["interrupted"] = True
-    result.update(train.base_result(cfg, module, started))
-    if debug_enabled():
-        traceback.print_exc()
-    try:
-        train.write_result(run_dir, result)
-    except OSError as write_err:  # a full disk may refuse result.json too: still one line
-        return _error(f"{message}; result.json not written ({write_err.strerror})", code)
-    return _error(f"{message} (details: {run_dir}/run.log)", code)
-
-
-def _to_run_log(text: str) -> None:
-    """The traceback goes to run.log only: the console gets the one line (``_error``)."""
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, text, None, None)
-    for handler in [*logging.getLogger().handlers, *log.handlers]:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
 
 
 def _undo_hydra_files(run_dir: Path, hydra_subdir: str, preexisting: set[str] | None) -> None:
