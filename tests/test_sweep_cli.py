@@ -93,6 +93,7 @@ def test_study_identity_same_resumes_different_is_refused(tmp_path: Path) -> Non
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow  # several sweep processes: ~60 s on 2 busy cores
 def test_a_run_dir_from_another_configuration_is_not_adopted(tmp_path: Path) -> None:
     write_sweep(tmp_path / "sw", "tiny", '  sc: ["on"]', "[0]")
     first = subprocess.run(sweep_cmd(tmp_path, "tiny", "depth=8"), env=fake_env(0), text=True,
@@ -117,6 +118,7 @@ def test_one_point_grid_runs(tmp_path: Path) -> None:
     assert "1 trials: 1 completed" in proc.stdout
 
 
+@pytest.mark.slow  # several sweep processes: ~60 s on 2 busy cores
 def test_retry_failed_reruns_once_per_invocation_from_the_checkpoint(tmp_path: Path) -> None:
     write_sweep(tmp_path / "sw", "nan", "  optim.lr: [1.0e+30]", "[0]")
     run_dir = tmp_path / "out" / "sweeps" / "nan" / "runs" / "trial-0000"
