@@ -448,6 +448,7 @@ def download(urls: Sequence[str], dest: Path, md5: str | None, what: str) -> Pat
     dest = Path(dest)
     if dest.exists() and (md5 is None or file_md5(dest) == md5):
         return dest
+    created = [p for p in (dest.parent, *dest.parent.parents) if not p.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     failures = []
@@ -464,6 +465,9 @@ def download(urls: Sequence[str], dest: Path, md5: str | None, what: str) -> Pat
             continue
         part.replace(dest)
         return dest
+    for folder in created:  # innermost first: a failed download leaves no empty folders
+        with contextlib.suppress(OSError):
+            folder.rmdir()
     raise DataError(
         f"could not download {what} to {dest} ({'; '.join(failures)}); "
         f"check the network or place the file there by hand"
