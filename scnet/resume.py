@@ -80,32 +80,11 @@ def check_run_dir(run_dir: Path, resuming: bool, max_epochs: int | None = None) 
 
 
 def checkpoint_epoch(path: str | Path) -> int:
-    """The epoch a checkpoint was saved in; refuses files that cannot resume training.
+    """The epoch a checkpoint was saved in (read without running code from the file; a file
+    that cannot resume training is refused: :func:`scnet.robust.read_checkpoint`)."""
+    from scnet.robust import read_checkpoint
 
-    Loaded with ``weights_only=True``: a crafted pickle cannot run code here.
-    """
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # corrupt zip, truncated or unsafe pickle, not a torch file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(
-            f"ckpt_path={path} is not a readable checkpoint ({type(err).__name__}: "
-            f"{reason[:160]}); it was left as is: resume from another checkpoint or start "
-            "afresh without ckpt_path"
-        ) from None
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ConfigError(
-            f"ckpt_path={path} is not a Lightning checkpoint (no state_dict): pass a file "
-            "written by scnet-run, such as <run dir>/checkpoints/last.ckpt"
-        )
-    if "optimizer_states" not in ckpt or "loops" not in ckpt:
-        raise ConfigError(
-            f"ckpt_path={path} holds weights only (callbacks=weights_only): it cannot resume "
-            "training; resume from a full checkpoint or start afresh without ckpt_path"
-        )
-    return int(ckpt.get("epoch", 0))
+    return int(read_checkpoint(path)["epoch"])
 
 
 def start(run_dir: Path, ckpt_path: str | None) -> None:

@@ -207,40 +207,6 @@ def _redact_overrides(value: Any) -> Any:
     return value
 
 
-# --------------------------------------------------------------------------- metrics.csv
-def appending_csv_logger(save_dir: str) -> Any:
-    """Lightning's CSVLogger, except that an existing ``metrics.csv`` is appended to.
-
-    Lightning deletes ``metrics.csv`` when a logger starts in a non-empty folder, which would
-    erase the history of a resumed run; scnet instead trims rows after the resumed checkpoint
-    (``scnet.train.trim_metrics``) and appends.
-    """
-    import csv
-
-    from lightning.pytorch.loggers import CSVLogger
-    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-
-    class AppendingWriter(ExperimentWriter):
-        def __init__(self, log_dir: str) -> None:
-            super().__init__(log_dir)
-            if os.path.isfile(self.metrics_file_path):
-                with open(self.metrics_file_path, newline="") as handle:
-                    self.metrics_keys = sorted(next(csv.reader(handle), []))
-
-        def _check_log_dir_exists(self) -> None:  # never delete: see appending_csv_logger
-            return
-
-    class AppendingCSVLogger(CSVLogger):
-        @property
-        def experiment(self) -> Any:
-            if self._experiment is None:
-                self._fs.makedirs(self.root_dir, exist_ok=True)
-                self._experiment = AppendingWriter(log_dir=self.log_dir)
-            return self._experiment
-
-    return AppendingCSVLogger(save_dir=save_dir, name="", version="")
-
-
 @contextmanager
 def redacted_argv() -> Iterator[None]:
     """``sys.argv`` with secrets masked, for libraries that record it (W&B's metadata does).

@@ -61,11 +61,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     resume.check_run_dir(run_dir, bool(cfg.get("ckpt_path")), cfg.trainer.get("max_epochs"))
     console.quiet_libraries()
     datamodule, module = prepare(cfg)
-    if cfg.get("ckpt_path"):
-        resume.checkpoint_epoch(cfg.ckpt_path)  # weights-only and unsafe files: refused here
+    if cfg.get("ckpt_path"):  # read without running code; must fit this model
         from scnet.robust import check_checkpoint
 
-        check_checkpoint(cfg.ckpt_path, module)  # does it fit this model
+        check_checkpoint(cfg.ckpt_path, module)
     console.print_config(cfg)  # the run is accepted: show what it is
     log.info("run dir: %s", run_dir)
     try:
