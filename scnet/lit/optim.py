@@ -107,6 +107,11 @@ def param_groups(module: torch.nn.Module, cfg: Mapping[str, Any]) -> list[dict[s
 
 # ------------------------------------------------------------------ flat dicts (Python callers)
 _CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+_OPTIMIZER_KEYS = {
+    "sgd": ("lr", "momentum", "weight_decay", "nesterov"),
+    "adam": ("lr", "weight_decay", "eps"),
+    "adamw": ("lr", "weight_decay", "eps"),
+}
 _SCHEDULE_KEYS = ("milestones", "gamma", "warmup_epochs", "warmup_steps", "warmup_ratio",
                   "warmup_lr")  # fmt: skip
 
@@ -127,11 +132,9 @@ def factories(cfg: Mapping[str, Any]) -> tuple[OptimizerFactory, ScheduleFactory
     name = cfg.get("name", "sgd")
     if name not in _CLASSES:
         raise ConfigError(f"optim.name={name!r} is invalid: choose one of {', '.join(_CLASSES)}")
-    kwargs: dict[str, Any] = {"lr": cfg.get("lr", 0.1), "weight_decay": cfg.get("weight_decay", 0)}
-    if name == "sgd":
-        kwargs.update(momentum=cfg.get("momentum", 0.9), nesterov=cfg.get("nesterov", False))
-    if name == "adamw" and "eps" in cfg:
-        kwargs["eps"] = cfg["eps"]
+    # Only the keys given: torch's and schedule()'s own defaults fill the rest (the run's
+    # defaults live in conf/optim/*.yaml, not here).
+    kwargs = {k: cfg[k] for k in _OPTIMIZER_KEYS[name] if k in cfg}
     options = {k: cfg[k] for k in _SCHEDULE_KEYS if cfg.get(k) is not None}
     return (
         partial(_CLASSES[name], **kwargs),
