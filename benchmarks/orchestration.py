@@ -111,6 +111,66 @@ def sweep_driver(small: int = 1, large: int = 5, rounds: int = 2) -> dict[str, A
     }
 
 
+def _reclaim(ctx, barrier, locked: bool) -> None:
+    import contextlib
+
+    from scnet.sweep import engine
+
+    study = engine.open_study(ctx)
+    barrier.wait()  # every reclaimer starts its pass at once
+    guard = engine.lock(study._storage, ctx) if locked else contextlib.nullcontext()
+    with guard:
+        engine.reclaim(study, ctx)
+
+
+def reclaim_race(rounds: int = 8, reclaimers: int = 6, locked: bool = True) -> dict[str, Any]:
+    """WAITING copies made when ``reclaimers`` processes re-queue one lost trial at once.
+
+    ``locked=False`` runs the same pass without the study lock: Optuna's FAIL is atomic, but
+    the re-queue of a FAILed-and-not-yet-re-queued trial is a separate read-then-write, which
+    is the race the lock closes (the issue measured 2-6 copies in 7 of 8 rounds before).
+    """
+    import multiprocessing as mp
+    import socket
+
+    from scnet.sweep import engine
+    from scnet.sweep import spec as spec_mod
+
+    fork = mp.get_context("fork")
+    copies: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="scnet-race-") as tmp:
+        (Path(tmp) / "race.yaml").write_text(
+            SWEEP.format(seeds=[0]).replace('["on", "off"]', '["on"]')
+        )
+        spec = spec_mod.load("race", Path(tmp))
+        for r in range(rounds):
+            ctx = engine.Context(spec=spec, overrides=[], sweep_dir=Path(tmp) / f"r{r}")
+            study = engine.open_study(ctx)
+            trial = engine.next_trial(study, ctx)
+            dead = subprocess.Popen([sys.executable, "-c", "pass"])
+            dead.wait()  # the trial's worker: a process of this host that is gone (kill -9)
+            owner = f"{socket.gethostname()}:{dead.pid}:1"
+            study._storage.set_trial_user_attr(trial._trial_id, "worker", owner)
+            barrier = fork.Barrier(reclaimers)
+            procs = [
+                fork.Process(target=_reclaim, args=(ctx, barrier, locked))
+                for _ in range(reclaimers)
+            ]
+            for proc in procs:
+                proc.start()
+            for proc in procs:
+                proc.join()
+            copies.append(len(study.get_trials(deepcopy=False, states=(engine_state("WAITING"),))))
+    return {"locked": locked, "rounds": rounds, "reclaimers": reclaimers, "copies": copies,
+            "rounds_with_duplicates": sum(c > 1 for c in copies), "rounds_lost": sum(c == 0 for c in copies)}  # fmt: skip
+
+
+def engine_state(name: str):
+    from optuna.trial import TrialState
+
+    return TrialState[name]
+
+
 def import_profile(module: str, top: int = 8) -> dict[str, Any]:
     """Self-reported cumulative import times (``-X importtime``) of the heaviest packages."""
     proc = subprocess.run(
@@ -143,6 +203,7 @@ def run(trials: int = 3, quick: bool = False) -> dict[str, Any]:
         results = [one_trial(Path(tmp) / f"trial-{i}") for i in range(trials)]
     imports = [import_profile(m) for m in ("torch", "lightning", "scnet.train")]
     driver = sweep_driver(rounds=1 if quick else 2)
+    races = [reclaim_race(rounds=4 if quick else 8, locked=lk) for lk in (True, False)]
     result = {
         "command": "python -m scnet.cli.run " + " ".join(TRIVIAL) + " hydra.run.dir=<tmp>",
         "trials": results,
@@ -151,6 +212,7 @@ def run(trials: int = 3, quick: bool = False) -> dict[str, Any]:
         "after_first_step_s": median([r["after_first_step_s"] for r in results]),
         "imports": imports,
         "sweep_driver": driver,
+        "reclaim_race": races,
         "target_s": 2.0,
     }
     write("orchestration", result)
