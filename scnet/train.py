@@ -192,7 +192,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, module: ClassifierModule) ->
         "monitor": "val/loss" if regression else "val/acc",
         "mode": "min" if regression else "max",
     }
-    group = OmegaConf.to_container(cfg.get("callbacks") or {}, resolve=True)
+    node = cfg.get("callbacks")
+    group = OmegaConf.to_container(node, resolve=True) if node else {}  # callbacks=none: null
     for node in group.values():  # "auto": the task's metric (docs/configuration.md)
         for key in ("monitor", "mode"):
             if isinstance(node, dict) and node.get(key) == "auto":
@@ -220,11 +221,13 @@ def build_trainer(
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     checkpointing = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    # scnet logs one line (parameters, SC) instead of Lightning's table with its FLOPs column
+    # of zeros; trainer.enable_model_summary=true brings the table back.
+    summary = {} if "enable_model_summary" in cfg.trainer else {"enable_model_summary": False}
     return build(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers,
         default_root_dir=str(run_dir), enable_checkpointing=checkpointing,
-        enable_model_summary=False,  # scnet logs one line (params, SC) instead of a table
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO()], **summary,
     )  # fmt: skip
 
 

@@ -75,25 +75,29 @@ def test_every_option_composes_and_resolves(group: str, option: str) -> None:
 
 @pytest.mark.parametrize("option", [o for g, o in options() if g == "callbacks"])
 def test_every_callbacks_option_builds(option: str, tmp_path: Path) -> None:
-    from lightning.pytorch.callbacks import ModelCheckpoint
+    """Through the run's own builder (scnet.train.build_callbacks), ``monitor: auto`` and all."""
+    from types import SimpleNamespace
 
-    from scnet.train import bind_run_dir
-    from scnet.utils.instantiators import build_all
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from torch import nn
+
+    from scnet.train import bind_run_dir, build_callbacks
 
     cfg = compose_config([f"callbacks={option}"])
     bind_run_dir(cfg, tmp_path)
-    group = OmegaConf.to_container(cfg.callbacks, resolve=True)
-    for node in group.values():
-        for key, value in (("monitor", "val/acc"), ("mode", "max")):
-            if node and node.get(key) == "auto":
-                node[key] = value
-    callbacks = build_all(group, "callbacks")
+    module = SimpleNamespace(task="regression", backbone=nn.Linear(2, 2))
+    callbacks = build_callbacks(cfg, tmp_path, module)
     checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
     assert all(Path(c.dirpath) == tmp_path / "checkpoints" for c in checkpoints)
     expected = {"none": 0, "last_only": 1}.get(option, 2)
     assert len(checkpoints) == expected
+    best = [c for c in checkpoints if c.monitor]
+    assert all(c.monitor == "val/loss" and c.mode == "min" for c in best)  # auto: regression
     if option == "weights_only":
         assert all(c.save_weights_only for c in checkpoints)
+    if option == "early_stopping":
+        (stop,) = [c for c in callbacks if isinstance(c, EarlyStopping)]
+        assert stop.monitor == "val/loss"
 
 
 @pytest.mark.parametrize("option", [o for g, o in options() if g == "logger"])
@@ -164,3 +168,27 @@ def test_the_canonical_command_and_old_experiment_names_still_compose() -> None:
     for name in ("demo", "fig5_fcn", "resnet_cifar10", "mcqa_minilm"):
         assert compose_config([f"experiment={name}", "data=dream"] if "mcqa" in name else
                               [f"experiment={name}"]).name  # fmt: skip
+
+
+def test_an_optional_local_config_is_loaded_last(tmp_path: Path) -> None:
+    """conf/local/default.yaml (git-ignored) holds a machine's settings; absent, nothing."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf, ignore=shutil.ignore_patterns("local"))
+    (conf / "local").mkdir()
+    (conf / "local" / "default.yaml").write_text(
+        "# @package _global_\npaths:\n  data_root: /scratch/data\n"
+    )
+    saved = GlobalHydra.instance().hydra  # this file's own initialisation
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(conf), version_base="1.3"):
+            cfg = compose("config", overrides=["data=cifar10"])
+    finally:
+        GlobalHydra.instance().clear()
+        GlobalHydra.instance().initialize(saved)
+    assert cfg.data.root == "/scratch/data"
