@@ -1,4 +1,4 @@
-"""9. SC under torch.compile: ResNet-20/56 training step, eager vs compiled, plain vs SC (CPU).
+"""10. SC under torch.compile: ResNet-20/56 training step, eager vs compiled, plain vs SC (CPU).
 
     python -m benchmarks.sc_compile                       # depths 20 56, batch 128
     python -m benchmarks.sc_compile --depths 20 --rounds 3 --steps 1
