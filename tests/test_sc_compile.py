@@ -239,3 +239,14 @@ def test_gpu_epoch_cpu_dry_run_builds_every_variant():
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("sc=on", "sc=off", "compiled sc=on", "compiled sc=off"):
         assert f"resnet8 {name}:" in proc.stdout, proc.stdout
+
+
+def test_scnet_run_compile_with_weight_only_fails_in_one_line(tmp_path, capsys):
+    from scnet.cli.run import main
+
+    run_dir = tmp_path / "run"
+    args = [*TINY_RUN, "trainer.limit_train_batches=1", f"hydra.run.dir={run_dir}"]
+    assert main([*args, "compile=true", "sc.mode=weight_only"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "sc.mode=weight_only cannot be compiled" in err[0], err
+    assert not (run_dir / "result.json").exists()
