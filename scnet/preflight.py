@@ -334,6 +334,35 @@ def precision_values() -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def target_parameters(target: str) -> frozenset[str] | None:
+    """Keyword arguments of an scnet ``_target_`` (class or function), read with ``ast``.
+
+    None when unknown or open-ended (``**kwargs``; not an scnet target): the constructor then
+    judges. scnet's packages import torch in their ``__init__``, hence the source, not import.
+    """
+    module, _, name = target.rpartition(".")
+    if not module.startswith("scnet."):
+        return None
+    path = Path(__file__).parent.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    if not path.is_file():
+        return None
+    for node in ast.parse(path.read_text()).body:
+        func = node
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            func = next(
+                (f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"),
+                None,
+            )
+        elif not (isinstance(node, ast.FunctionDef) and node.name == name):
+            continue
+        if func is None or func.args.kwarg is not None:
+            return None
+        args = func.args
+        names = [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+        return frozenset(n for n in names if n not in ("self", "cls"))
+    return None
+
+
 def _lightning_file(*parts: str) -> Path | None:
     spec = importlib.util.find_spec("lightning")
     if spec is None or not spec.submodule_search_locations:

@@ -208,15 +208,21 @@ def config_keys(cfg: Any, prefix: str = "") -> Iterator[str]:
 
 
 def closest_key(key: str, keys: Sequence[str]) -> str | None:
-    """The existing key ``key`` most likely misspells (same parent preferred), or None."""
-    parent = key.rpartition(".")[0]
-    siblings = [k for k in keys if k.rpartition(".")[0] == parent]
-    same_depth = [k for k in keys if k.count(".") == key.count(".")]
-    for pool in (siblings, same_depth):
-        match = difflib.get_close_matches(key, pool, n=1, cutoff=0.75)
-        if match:
-            return match[0]
-    return None
+    """The existing key ``key`` most likely misspells, or None.
+
+    Siblings are compared by their last part (``data.foo`` is not ``data.root`` just because
+    both start with ``data.``); then keys at the same depth, whole, for a misspelt parent.
+    """
+    parent, _, leaf = key.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == parent}
+    match = difflib.get_close_matches(leaf, list(siblings), n=1, cutoff=0.7)
+    if match:
+        return siblings[match[0]]
+    same_depth = [
+        k for k in keys if k.count(".") == key.count(".") and k.rpartition(".")[0] != parent
+    ]
+    match = difflib.get_close_matches(key, same_depth, n=1, cutoff=0.85)
+    return match[0] if match else None
 
 
 def unknown_key_message(key: str, keys: Sequence[str], value: str | None = None) -> str:
@@ -261,8 +267,21 @@ def _check_added_keys(overrides: list[str], base: Any, config_dir: str | Path | 
         if guess and guess != key:
             raise ConfigError(f"{arg}: {key} is not a config key; did you mean {guess}?")
         node = OmegaConf.select(base, parent) if parent else None
-        if OmegaConf.is_dict(node) and ("_target_" in node or secret):
+        if OmegaConf.is_dict(node) and secret:
             continue
+        if OmegaConf.is_dict(node) and "_target_" in node:
+            from scnet.preflight import target_parameters
+
+            known = target_parameters(str(node["_target_"]))
+            if known is None or name in known:  # an open signature judges at construction
+                continue
+            guess = closest_key(name, sorted(known))
+            hint = (
+                f"did you mean {parent}.{guess}?"
+                if guess
+                else f"it takes {', '.join(sorted(known))}"
+            )
+            raise ConfigError(f"{arg}: {node['_target_']} takes no argument {name!r}; {hint}")
         raise ConfigError(unknown_key_message(key, keys, value).replace(f"{key}={value}", arg, 1))
 
 
