@@ -87,13 +87,22 @@ def checkpoint_epoch(path: str | Path) -> int:
     return int(read_checkpoint(path)["epoch"])
 
 
+#: Per-epoch CSVs of a run and the rows of the checkpoint's own epoch E they keep on resume.
+#: last.ckpt is saved after validation, inside epoch E: rows written during E's training
+#: steps are in it (kept); condition.csv's rows are written at the end of epoch E, after the
+#: checkpoint, and Lightning runs that epoch end again on resume (so E's rows are dropped).
+EPOCH_CSVS = {METRICS_FILE: 0, "grad_stats.csv": 0, "grad_nodes.csv": 0, "condition.csv": 1}
+
+
 def start(run_dir: Path, ckpt_path: str | None) -> None:
-    """Make ``metrics.csv`` fit the start: trimmed to the checkpoint, or gone when fresh."""
-    metrics = Path(run_dir) / METRICS_FILE
-    if ckpt_path:
-        trim_metrics(metrics, checkpoint_epoch(ckpt_path))
-    else:  # a fresh start in a reused run dir that never saved a checkpoint: no stale rows
-        metrics.unlink(missing_ok=True)
+    """Make the run's CSVs fit the start: trimmed to the checkpoint, or gone when fresh."""
+    epoch = checkpoint_epoch(ckpt_path) if ckpt_path else None
+    for name, redone in EPOCH_CSVS.items():
+        path = Path(run_dir) / name
+        if epoch is not None:
+            trim_metrics(path, epoch - redone)
+        else:  # a fresh start in a reused run dir that never saved a checkpoint: no stale rows
+            path.unlink(missing_ok=True)
 
 
 def trim_metrics(path: Path, last_epoch: int) -> None:

@@ -325,3 +325,37 @@ def test_a_resumed_run_continues_the_same_wandb_run(tmp_path: Path, monkeypatch)
     assert (run_dir / "wandb_id").read_text().strip() == run_id
     runs = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(name.endswith(f"-{run_id}") for name in runs), runs
+
+
+def test_a_failed_csv_append_leaves_the_previous_rows(tmp_path: Path, monkeypatch) -> None:
+    """grad_stats.csv / condition.csv appends are all or nothing: a full disk mid-append
+    used to leave a torn last line."""
+    from scnet.utils import io as scnet_io
+
+    path = tmp_path / "condition.csv"
+    scnet_io.append_csv(path, ["epoch", "cond"], [[0, 1.5]])
+    before = path.read_bytes()
+
+    def half_then_full(handle, data, *args, **kwargs):
+        handle.write(bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(scnet_io, "write_all", half_then_full)
+    with pytest.raises(OSError):
+        scnet_io.append_csv(path, ["epoch", "cond"], [[1, 2.5], [2, 3.5]])
+    assert path.read_bytes() == before
+
+
+def test_resume_keeps_grad_stats_and_condition_rows_exact(tmp_path: Path, monkeypatch) -> None:
+    """The instruments' CSVs are trimmed to the checkpoint like metrics.csv: an interrupted
+    and resumed run has the same rows as an uninterrupted one."""
+    lab = [*RUN, "grad_stats.enabled=true", "grad_stats.batches_per_epoch=1",
+           "condition.enabled=true", "condition.samples=16"]  # fmt: skip
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main([*lab, f"hydra.run.dir={whole}"]) == 0
+    with monkeypatch.context() as patch:
+        interrupt_at_epoch(patch, 2)
+        assert main([*lab, f"hydra.run.dir={split}"]) == 130
+    assert main([*lab, f"ckpt_path={split}/checkpoints/last.ckpt"]) == 0
+    for name in ("grad_stats.csv", "condition.csv"):
+        assert (split / name).read_text() == (whole / name).read_text(), name

@@ -21,7 +21,6 @@ epoch; nothing when off.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from scnet.errors import ConfigError
+from scnet.utils.io import append_csv
 
 CONDITION_FILE = "condition.csv"
 COLUMNS = ["epoch", "layer", "cond", "log10_cond"]
@@ -92,11 +92,18 @@ class ConditionCallback(L.Callback):
     def _held(self) -> int:
         return sum(len(x) for x in self._inputs)
 
+    def state_dict(self) -> dict[str, Any]:
+        # The probe batch travels in the checkpoint, so a resumed run measures κ on the same
+        # inputs as an uninterrupted one (condition.csv is then identical).
+        return {"inputs": [x.cpu() for x in self._inputs]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._inputs = list(state_dict.get("inputs", []))
+
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        # The first training inputs of the run, kept for every epoch (a resumed run takes the
-        # first inputs after the resume: κ is a property of the net, the batch is a probe).
+        # The first training inputs of the run, kept for every epoch (and in checkpoints).
         if self._held() < self.samples and isinstance(batch, (list, tuple)):
             x = batch[0]
             if isinstance(x, Tensor):
@@ -108,7 +115,7 @@ class ConditionCallback(L.Callback):
         if not self._inputs or not ((epoch + 1) % self.every == 0 or last):
             return
         backbone = getattr(pl_module, "backbone", pl_module)
-        values = condition_numbers(backbone, torch.cat(self._inputs))
+        values = condition_numbers(backbone, torch.cat(self._inputs).to(pl_module.device))
         if not values:
             return
         logs = [math.log10(v) for v in values]
@@ -118,13 +125,10 @@ class ConditionCallback(L.Callback):
         pl_module.log("cond/log10_last", logs[-1])
 
     def _append(self, epoch: int, values: list[float], logs: list[float]) -> None:
-        new = not self.path.is_file()
-        with self.path.open("a", newline="") as fh:
-            writer = csv.writer(fh)
-            if new:
-                writer.writerow(COLUMNS)
-            for layer, (value, log) in enumerate(zip(values, logs, strict=True)):
-                writer.writerow([epoch, layer, f"{value:.6g}", f"{log:.4f}"])
+        pairs = enumerate(zip(values, logs, strict=True))
+        append_csv(
+            self.path, COLUMNS, ([epoch, i, f"{v:.6g}", f"{lg:.4f}"] for i, (v, lg) in pairs)
+        )
 
 
 def build_condition(cfg: Mapping[str, Any] | None, run_dir: Path) -> list[L.Callback]:

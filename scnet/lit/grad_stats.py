@@ -21,7 +21,6 @@ removed after backward), so unrecorded steps run the plain model.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from scnet.errors import ConfigError
+from scnet.utils.io import append_csv
 
 GRAD_STATS_FILE = "grad_stats.csv"
 NODES_FILE = "grad_nodes.csv"
@@ -151,23 +151,16 @@ class GradStatsCallback(L.Callback):
         return rows
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
+        append_csv(self.path, COLUMNS, ([row[c] for c in COLUMNS] for row in rows))
 
     def _write_nodes(self, trainer: L.Trainer, tap: int, act: Tensor, grad: Tensor) -> None:
         if act.numel() > MAX_NODES:
             return
-        new = not self.nodes_path.exists()
-        with self.nodes_path.open("a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(NODE_COLUMNS)
-            for node, (a, g) in enumerate(zip(act.tolist(), grad.tolist(), strict=True)):
-                writer.writerow([trainer.global_step, trainer.current_epoch, tap, node, a, g])
+        step, epoch = trainer.global_step, trainer.current_epoch
+        pairs = enumerate(zip(act.tolist(), grad.tolist(), strict=True))
+        append_csv(
+            self.nodes_path, NODE_COLUMNS, ([step, epoch, tap, n, a, g] for n, (a, g) in pairs)
+        )
 
     def _log(self, trainer: L.Trainer, rows: list[dict[str, Any]]) -> None:
         if not self.log_wandb:

@@ -9,11 +9,13 @@ rename atomic; a failed write leaves the previous file untouched and no temp fil
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 def _umask() -> int:
@@ -51,6 +53,30 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
+
+
+def append_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Append ``rows`` (with ``header`` first when the file is new) all or nothing.
+
+    Why not a plain append: a full disk mid-append left a torn last line that readers choke
+    on. Here the file is cut back to its previous length when the write fails, so it keeps
+    exactly the rows it had (rewriting the whole file atomically would cost O(rows) per step).
+    """
+    path = Path(path)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    new = not path.exists() or path.stat().st_size == 0
+    if new:
+        writer.writerow(header)
+    writer.writerows(rows)
+    with open(path, "ab") as handle:
+        start = handle.tell()
+        try:
+            write_all(handle, buffer.getvalue().encode())
+            handle.flush()
+        except BaseException:
+            handle.truncate(start)
+            raise
 
 
 def write_all(handle: IO[bytes], data: bytes, chunk: int = 1 << 20) -> None:
