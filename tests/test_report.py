@@ -302,3 +302,19 @@ def test_runs_bad_inputs_are_one_line_and_write_nothing(tmp_path: Path) -> None:
         with pytest.raises(SystemExit) as exit_:
             parse_args(argv)
         assert exit_.value.code == 2
+
+
+def test_every_shipped_sweep_names_registered_builders() -> None:
+    """A sweep whose report names an unregistered table/figure would fail only at report time."""
+    import importlib
+
+    from scnet.cli.report import BUILDER_MODULES
+    from scnet.report.registry import FIGURES, TABLES
+    from scnet.sweep import spec as spec_mod
+
+    for module in BUILDER_MODULES:
+        importlib.import_module(module)
+    for name in spec_mod.available():
+        report = spec_mod.load(name).report
+        assert report["table"] is None or report["table"] in TABLES, (name, report["table"])
+        assert set(report["figures"]) <= set(FIGURES), (name, report["figures"])

@@ -197,6 +197,31 @@ def _absent(ax: Any, cells: list[tuple[float, str]]) -> None:
                     textcoords="offset points", ha="center", fontsize=6, color="red")  # fmt: skip
 
 
+@register_figure("fig7_connections")
+def fig7(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
+    """Paper Fig. 7: single vs multiple SC connections across depths."""
+    return accuracy_vs(results, out_dir / "fig7_connections.png", "Single vs multiple SC")
+
+
+@register_figure("fig8_sc_weight")
+def fig8(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
+    """Paper Fig. 8: SC weight 0.1 / 0.2 / 0.5 (and its baseline) across depths."""
+    return accuracy_vs(results, out_dir / "fig8_sc_weight.png", "SC weight")
+
+
+@register_figure("fig9_batch_size")
+def fig9(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
+    """Paper Fig. 9: batch size across depths."""
+    return accuracy_vs(results, out_dir / "fig9_batch_size.png", "Batch size")
+
+
+@register_figure("accuracy_vs_depth")
+def accuracy_vs_depth(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
+    """Any grid sweep: the metric vs depth (or the first key), one line per other setting."""
+    title = str(results.attrs.get("sweep", "") or "Accuracy vs depth")
+    return accuracy_vs(results, out_dir / "accuracy_vs_depth.png", title)
+
+
 # ----------------------------------------------------------------------------- curves
 def epoch_curve(run_dir: Path, column: str) -> pd.Series | None:
     """Per-epoch values of ``column`` in a run's metrics.csv, by 0-based epoch (None if absent)."""
