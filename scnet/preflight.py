@@ -600,8 +600,9 @@ def _size(cfg: Mapping[str, Any], backbone: Mapping[str, Any]) -> None:
     name = target.rsplit(".", 1)[-1]
     if name == "CifarResNet":
         if (depth - 2) % 6:
-            raise _bad(
-                "depth", depth, "CIFAR ResNets have depth 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)"
+            raise ConfigError(  # the same words as the model's own check (tests/test_run.py)
+                f"depth={depth} is invalid for backbone=resnet: CIFAR ResNets have depth 6n+2 "
+                "(8, 14, 20, 32, 44, 56, 110, ...)"
             )
         widths = [w for w in backbone.get("widths", [16, 32, 64]) if is_int(w)]
         params = 18 * (depth - 2) // 6 * sum(w * w for w in widths)
