@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from scnet.report import gradients
 
@@ -149,3 +150,18 @@ def test_condition_figure_labels_the_cap_and_styles_every_line(tmp_path: Path, m
     ax = kept[0].axes[0]
     assert any("cap" in t.get_text() and "singular" in t.get_text() for t in ax.texts)
     assert len(set(_styles(ax))) == 3
+
+
+def test_weight_axis_draws_the_weight_zero_baseline_across(tmp_path: Path, monkeypatch) -> None:
+    from scnet.report.figures import accuracy_vs
+
+    rows = [{"state": "COMPLETE", "sc.weight": w, "test/acc": a}
+            for w, accs in ((0.0, (0.80, 0.82)), (0.2, (0.85, 0.86))) for a in accs]  # fmt: skip
+    results = pd.DataFrame(rows)
+    results.attrs.update({"keys": ["sc.weight"], "metric": "test/acc", "expected": []})
+    kept = _keep_figures(monkeypatch)
+    accuracy_vs(results, tmp_path / "w.png", "SC weight")
+    ax = kept[0].axes[0]
+    line = next(x for x in ax.lines if x.get_label().startswith("baseline"))
+    assert list(line.get_ydata()) == [pytest.approx(81.0)] * 2 and line.get_linestyle() == "--"
+    assert ax.get_xlabel() == "SC weight w"

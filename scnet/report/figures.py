@@ -139,6 +139,8 @@ def accuracy_vs(
                              squeeze=False, sharey=True)  # fmt: skip
     for ax, (value, part) in zip(axes.flat, panels, strict=False):
         _accuracy_axes(ax, part, keys, x_key, hue, pos)
+        if x_key == "sc.weight" and not hue:
+            _weight_zero_line(ax, part)
         ax.set_xticks(list(pos.values()), [_tick(v) for v in xs])
         ax.set_xlabel(axis_label(x_key))
         ax.set_ylabel(axis_label(metric))
@@ -180,6 +182,17 @@ def _accuracy_axes(
                     yerr=done["std"].fillna(0.0).iloc[order], capsize=3, label=label(config),
                     **style)  # fmt: skip
     _absent(ax, absent)
+
+
+def _weight_zero_line(ax: Any, table: pd.DataFrame) -> None:
+    """On a weight axis, the w = 0 baseline as a dashed line with its ± std band across."""
+    base = table[(table["sc.weight"].map(_cell) == "0.0") & (table["n"] > 0)]
+    if base.empty:
+        return
+    mean, std = float(base["mean"].iloc[0]), base["std"].iloc[0]
+    ax.axhline(mean, color="black", linestyle="--", label="baseline (w=0 = SC off)")
+    if pd.notna(std):
+        ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0)
 
 
 def _absent(ax: Any, cells: list[tuple[float, str]]) -> None:
