@@ -70,6 +70,9 @@ def axis_label(key: str) -> str:
 
 
 def _short(key: str) -> str:
+    """``backbone.width`` → ``width``; ``backbone.name`` → ``backbone`` (what it names)."""
+    if key.endswith(".name"):
+        return key.removesuffix(".name")
     return key.removeprefix("backbone.").removeprefix("data.")
 
 
