@@ -28,9 +28,11 @@ def run_cli(tmp: Path, *argv: str) -> int:
     ("url", "needle"),
     [
         ("postgres://u:pw@db/x", "unknown scheme 'postgres': did you mean postgresql://?"),
-        ("redis://u:pw@db/0", "unknown scheme 'redis': use one of sqlite, postgresql, mysql"),
+        ("redis://u:pw@db/0", "unknown scheme 'redis': use one of sqlite, postgresql"),
         ("my-study.journal", "not a database URL"),
         ("journal:/tmp/x.log", "not a database URL"),
+        ("mysql://u:pw@db/x", "unknown scheme 'mysql'"),
+        ("sqlite:///:memory:", "in-memory SQLite study cannot be shared"),
     ],
 )
 def test_unknown_storage_is_one_line_exit_2_nothing_created(

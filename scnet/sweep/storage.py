@@ -2,7 +2,7 @@
 
 - Default: SQLite (Optuna's ``RDBStorage``) at ``<sweep dir>/optuna.db``, for drivers on one
   machine. SQLite's locking is unreliable on network file systems: do not share it across nodes.
-- ``--storage postgresql://user@host/db`` for drivers on many machines (MySQL works the same).
+- ``--storage postgresql://user@host/db`` for drivers on many machines.
 - No journal files: Optuna's ``JournalStorage`` has no heartbeat, so a trial whose node died
   could never be re-run; that is the guarantee this engine is built on.
 
@@ -26,8 +26,8 @@ from scnet.errors import ConfigError
 from scnet.secrets import redact_text
 
 DB_FILE = "optuna.db"
-SCHEMES = ("sqlite", "postgresql", "mysql")
-HINTS = {"postgres": "postgresql", "pg": "postgresql", "sqlite3": "sqlite", "mariadb": "mysql"}
+SCHEMES = ("sqlite", "postgresql")  # the two the fault tests cover
+HINTS = {"postgres": "postgresql", "pg": "postgresql", "psql": "postgresql", "sqlite3": "sqlite"}
 
 
 def resolve_url(url: str | None, sweep_dir: Path) -> str:
@@ -44,6 +44,10 @@ def resolve_url(url: str | None, sweep_dir: Path) -> str:
     if scheme in HINTS:
         raise ConfigError(
             f"--storage {shown}: unknown scheme {scheme!r}: did you mean {HINTS[scheme]}://?"
+        )
+    if scheme == "sqlite" and url.split(":///", 1)[-1] in ("", ":memory:"):
+        raise ConfigError(
+            f"--storage {shown}: an in-memory SQLite study cannot be shared by workers"
         )
     if scheme not in SCHEMES:
         raise ConfigError(
@@ -153,23 +157,13 @@ def study_lock(storage, url: str, study_name: str) -> Iterator[None]:
 
     key = int.from_bytes(hashlib.sha256(study_name.encode()).digest()[:8], "big", signed=True)
     with storage.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            conn.commit()
-        else:  # MySQL: a named lock with the same lifetime
-            conn.execute(sqlalchemy.text("SELECT GET_LOCK(:k, -1)"), {"k": f"scnet{key}"})
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()
         try:
             yield
         finally:
-            with contextlib.suppress(Exception):
-                fn = (
-                    "pg_advisory_unlock(:k)"
-                    if conn.dialect.name == "postgresql"
-                    else "RELEASE_LOCK(:k)"
-                )
-                conn.execute(
-                    sqlalchemy.text(f"SELECT {fn}"), {"k": key if "pg" in fn else f"scnet{key}"}
-                )
+            with contextlib.suppress(Exception):  # a dead connection has released it already
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 conn.commit()
 
 
