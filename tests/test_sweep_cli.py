@@ -286,3 +286,30 @@ def test_wandb_export_of_a_tpe_space_is_bayes_with_the_same_distributions(tmp_pa
     assert config["parameters"]["depth"] == {"distribution": "int_uniform", "min": 8, "max": 20}
     assert config["parameters"]["optim"] == {"values": ["sgd", "adam"]}
     assert schema_violations_from_proposed_config(config) == []
+
+
+def test_preflight_checks_this_machines_gpus_only_for_local_trials(tmp_path: Path) -> None:
+    """A GPU sweep is refused before any trial on a machine without GPUs, but can still be
+    listed, exported or submitted to SLURM from it (its trials run elsewhere)."""
+    from scnet import preflight as checks
+
+    if checks.cuda_device_count():
+        pytest.skip("this machine has a GPU")
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "gpu.yaml").write_text(TINY_GPU)
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        run_cli(tmp_path, "gpu")
+    assert run_cli(tmp_path, "gpu", "--dry-run") == 0
+    assert run_cli(tmp_path, "gpu", "--export", "wandb", str(tmp_path / "w.yaml")) == 0
+    assert not (tmp_path / "out").exists()
+
+
+TINY_GPU = """\
+metric: test/acc
+direction: maximize
+sampler: grid
+base: [experiment=demo, trainer.accelerator=gpu, trainer.devices=1]
+seeds: [0]
+grid:
+  sc: ["on", "off"]
+"""

@@ -17,10 +17,12 @@ SIGINT/SIGTERM (running trials stopped, checkpoints kept).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from scnet.cli.common import check_group_overrides, compose_config, debug_enabled, fail
@@ -86,13 +88,10 @@ def check_overrides(spec: spec_mod.SweepSpec, overrides: list[str]) -> None:
             )
     base = merge_overrides(spec.base, overrides)
     check_group_overrides(base)
-    compose_config(base)
-    for key, values in spec.grid.items():
+    for key, values in spec.grid.items():  # composing each trial config is preflight's job
         for value in values:
-            one = f"{key}={spec_mod.format_value(value)}"
             try:
-                check_group_overrides([one])
-                compose_config(merge_overrides(spec.base, [one, *overrides]))
+                check_group_overrides([f"{key}={spec_mod.format_value(value)}"])
             except ConfigError as err:
                 raise ConfigError(f"{spec.path}: grid.{key} value {value!r}: {err}") from None
     for key in spec.space:
@@ -100,13 +99,34 @@ def check_overrides(spec: spec_mod.SweepSpec, overrides: list[str]) -> None:
             raise ConfigError(f"{spec.path}: space.{key} is not a config key")
 
 
-def preflight(spec: spec_mod.SweepSpec, overrides: list[str]) -> None:
+def preflight(spec: spec_mod.SweepSpec, overrides: list[str], hardware: bool = True) -> None:
     """Compose every distinct trial config (seeds aside) and validate it as scnet-run would,
-    so a sweep whose trials cannot start fails in seconds; one line per distinct error."""
+    so a sweep whose trials cannot start fails in seconds; one line per distinct error.
+    ``hardware=False`` (--launcher slurm, --export, --dry-run): the trials run on other
+    machines, so this one's GPUs are not checked."""
     try:
         from scnet import preflight as checks  # the run path's own checks (no torch import)
     except ImportError:
         checks = None
+    with _any_gpus(checks, not hardware):
+        _preflight(spec, overrides, checks)
+
+
+@contextlib.contextmanager
+def _any_gpus(checks, on: bool) -> Iterator[None]:
+    """Let preflight's hardware check see plenty of GPUs (it reads ``cuda_device_count``)."""
+    if not on or not hasattr(checks, "cuda_device_count"):
+        yield
+        return
+    real = checks.cuda_device_count
+    checks.cuda_device_count = lambda: 1 << 16
+    try:
+        yield
+    finally:
+        checks.cuda_device_count = real
+
+
+def _preflight(spec: spec_mod.SweepSpec, overrides: list[str], checks) -> None:
     from scnet.sweep.engine import merge_overrides
 
     combos = {tuple(spec_mod.trial_overrides({k: v for k, v in p.params.items() if k != "seed"}))
@@ -219,7 +239,8 @@ def run(args: argparse.Namespace) -> int:
     sweep_dir = sweep_dir_for(args, spec)
     url = storage.resolve_url(args.storage, sweep_dir)
     check_overrides(spec, args.overrides)
-    preflight(spec, args.overrides)
+    here = args.launcher == "local" and not args.dry_run and not args.export
+    preflight(spec, args.overrides, hardware=here)
     if args.dry_run:
         dry_run(spec, args.overrides, sweep_dir)
         return 0
