@@ -42,8 +42,12 @@ TEXT_DATA = ("scnet.data.mcqa.",)
 TWO_D_DATA = ("scnet.data.mnist1d.",)  # inputs (1, L): no time x feature axes for an LSTM
 
 
-def validate(cfg: Any) -> None:
-    """Raise :class:`ConfigError` (one line) for the first bad value in ``cfg``; else None."""
+def validate(cfg: Any, hardware: bool = True) -> None:
+    """Raise :class:`ConfigError` (one line) for the first bad value in ``cfg``; else None.
+
+    ``hardware=False`` skips the checks against this machine's GPUs, for configs that will run
+    elsewhere (a sweep submitted from a login node, exported, or dry-run).
+    """
     from omegaconf import OmegaConf
 
     if not isinstance(cfg, Mapping):  # a plain dict is fine too (sweep engines, tests)
@@ -57,6 +61,8 @@ def validate(cfg: Any) -> None:
     _finite_everywhere(data)
     for check in CHECKS:
         check(data)
+    if hardware:
+        _hardware(data)
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -421,7 +427,6 @@ def _trainer(cfg: Mapping[str, Any]) -> None:
     _strategy(cfg)
     _limits(cfg)
     _devices(cfg)
-    _hardware(cfg)
 
 
 def _max_steps(cfg: Mapping[str, Any]) -> None:

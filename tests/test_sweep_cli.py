@@ -200,7 +200,7 @@ def test_preflight_reports_each_distinct_error_once(
     import scnet
     from scnet.cli.sweep import preflight
 
-    def validate(cfg) -> None:
+    def validate(cfg, hardware: bool = True) -> None:
         if cfg.depth == 14:
             raise ConfigError("depth=14 is bad")
 

@@ -17,12 +17,10 @@ SIGINT/SIGTERM (running trials stopped, checkpoints kept).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing as mp
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from scnet.cli.common import check_group_overrides, compose_config, debug_enabled, fail
@@ -104,29 +102,11 @@ def preflight(spec: spec_mod.SweepSpec, overrides: list[str], hardware: bool = T
     so a sweep whose trials cannot start fails in seconds; one line per distinct error.
     ``hardware=False`` (--launcher slurm, --export, --dry-run): the trials run on other
     machines, so this one's GPUs are not checked."""
-    try:
-        from scnet import preflight as checks  # the run path's own checks (no torch import)
-    except ImportError:
-        checks = None
-    with _any_gpus(checks, not hardware):
-        _preflight(spec, overrides, checks)
+    _preflight(spec, overrides, hardware)
 
 
-@contextlib.contextmanager
-def _any_gpus(checks, on: bool) -> Iterator[None]:
-    """Let preflight's hardware check see plenty of GPUs (it reads ``cuda_device_count``)."""
-    if not on or not hasattr(checks, "cuda_device_count"):
-        yield
-        return
-    real = checks.cuda_device_count
-    checks.cuda_device_count = lambda: 1 << 16
-    try:
-        yield
-    finally:
-        checks.cuda_device_count = real
-
-
-def _preflight(spec: spec_mod.SweepSpec, overrides: list[str], checks) -> None:
+def _preflight(spec: spec_mod.SweepSpec, overrides: list[str], hardware: bool) -> None:
+    from scnet import preflight as checks  # the run path's own checks (no torch import)
     from scnet.sweep.engine import merge_overrides
 
     combos = {tuple(spec_mod.trial_overrides({k: v for k, v in p.params.items() if k != "seed"}))
@@ -135,8 +115,7 @@ def _preflight(spec: spec_mod.SweepSpec, overrides: list[str], checks) -> None:
     for combo in sorted(combos):
         try:
             cfg = compose_config(merge_overrides(spec.base, [*combo, *overrides]))
-            if checks is not None:
-                checks.validate(cfg)
+            checks.validate(cfg, hardware=hardware)
         except ConfigError as err:
             errors.setdefault(str(err), " ".join(combo) or "every trial")
     if errors:
