@@ -110,6 +110,9 @@ def build(results: pd.DataFrame, sweep_dir: Path) -> tuple[pd.DataFrame, list[st
         values = [ratios.get(_key(r, keys), {}).get(column, []) for _, r in acc.iterrows()]
         table[f"{column}_ratio"] = [geometric_mean(v) for v in values]
         table[f"{column}_ratio_n"] = [len(v) for v in values]
+    if "depth" in keys:  # read shallow to deep, whatever order the sweep ran them in
+        depth = pd.to_numeric(table["depth"], errors="coerce")
+        table = table.iloc[depth.sort_values(kind="stable").index].reset_index(drop=True)
     if len(setups) > 1:
         notes.insert(0, f"runs differ in depth/data ({'; '.join(sorted(setups))}): "
                         "not an equal-depth comparison")  # fmt: skip
