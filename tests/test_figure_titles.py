@@ -148,8 +148,9 @@ def test_condition_figure_labels_the_cap_and_styles_every_line(tmp_path: Path, m
     kept = _keep_figures(monkeypatch)
     condition_per_layer(results, tmp_path, tmp_path / "out")
     ax = kept[0].axes[0]
-    assert any("cap" in t.get_text() and "singular" in t.get_text() for t in ax.texts)
-    assert len(set(_styles(ax))) == 3
+    labels = [line.get_label() for line in ax.lines]
+    assert any("cap" in x and "singular" in x for x in labels)  # the cap is named in the legend
+    assert len(set(_styles(ax))) == 4  # 3 combinations + the cap line, all distinct
 
 
 def test_weight_axis_draws_the_weight_zero_baseline_across(tmp_path: Path, monkeypatch) -> None:

@@ -129,7 +129,7 @@ def plot_fcn_gradients(
     ax.xaxis.set_major_locator(_integer_ticks())
     ax.set_ylabel(column_label(column) + " (log scale)")
     # An axes title is centred on the axes, right of the figure's centre (y label): 80% width.
-    ax.set_title(wrap_title(title, 0.8 * fig.get_figwidth(), 8), fontsize=8)
+    ax.set_title(wrap_title(title, 0.8 * fig.get_figwidth(), 10), fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, out)
 

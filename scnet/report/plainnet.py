@@ -173,7 +173,7 @@ def condition_per_layer(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -
     plt = _pyplot()
     labelled = _labelled(results)
     done = labelled[labelled["state"] == "COMPLETE"]
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5))
     missing = []
     for i, label in enumerate(x for x in ORDER if x in set(labelled["components"])):
         dirs = [_run_dir(d, sweep_dir) for d in done[done["components"] == label]["run_dir"]]
@@ -188,10 +188,9 @@ def condition_per_layer(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -
         ax.plot(median.index + 1, median.values, marker=marker, linestyle=line, markevery=every,
                 label=f"{label} (n={len(curves)})", alpha=0.85)  # fmt: skip
     cap = math.log10(SINGULAR)
-    ax.axhline(cap, color="grey", lw=0.8, ls=":")
-    ax.annotate(f"cap: κ = 1/ε ≈ {SINGULAR:.1e} (numerically singular)", (0.01, cap),
-                xycoords=("axes fraction", "data"), xytext=(0, -11),
-                textcoords="offset points", fontsize=7, color="grey")  # fmt: skip
+    ax.axhline(cap, color="grey", lw=1.5, ls=":", zorder=0,
+               label=f"cap: κ = 1/ε ≈ {SINGULAR:.1e} (numerically singular)")  # fmt: skip
+    ax.set_ylim(top=cap + 1.0)
     for j, label in enumerate(missing):
         ax.annotate(f"✗ {label}: no completed run with condition.csv", (0.99, 0.04 + 0.06 * j),
                     xycoords="axes fraction", ha="right", fontsize=7, color="red")  # fmt: skip
@@ -199,7 +198,7 @@ def condition_per_layer(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -
     ax.set_ylabel("log10 κ of the layer's activations")
     ax.set_title("Condition number per layer, last epoch (median over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
-    if ax.lines:
-        ax.legend(fontsize=7, ncol=2, loc="center right")
+    if ax.lines:  # outside the axes: no line hides under it
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     out_dir.mkdir(parents=True, exist_ok=True)
     return [_save(fig, out_dir / f"{FIGURE}.png")]
