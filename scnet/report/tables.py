@@ -230,22 +230,24 @@ def show(value: Any) -> str:
 
 
 def display(
-    table: pd.DataFrame, metric: str, paper: bool = True
+    table: pd.DataFrame, metric: str, paper: bool = True, versus: bool = True
 ) -> tuple[list[str], list[list[str]]]:
     """Human-readable cells: ``mean ± std``, ``missing`` for empty cells, ``–`` for none.
 
-    ``paper=False`` leaves out the paper and Δ-vs-paper columns (sweeps with no paper number).
+    ``paper=False`` leaves out the paper and Δ-vs-paper columns (sweeps with no paper number);
+    ``versus=False`` the SC-vs-baseline columns (sweeps with no SC baseline).
     """
     keys = [c for c in table.columns if c not in STAT_COLUMNS]
     unit = " (%)" if scale(metric) == 100.0 else ""
     header = [*keys, f"{metric}{unit} mean ± std", "n", "failed",
-              *(("paper", "Δ vs paper") if paper else ()), *COMPARE_HEADER]  # fmt: skip
+              *(("paper", "Δ vs paper") if paper else ()),
+              *(COMPARE_HEADER if versus else ())]  # fmt: skip
     cells = []
     for _, r in table.iterrows():
         value = MISSING if r["n"] == 0 else mean_std(r["mean"], r["std"])
         ref = [_fmt(r["paper"]), _signed(r["delta"])] if paper else []
         cells.append([*(show(r[k]) for k in keys), value, str(int(r["n"])),
-                      str(int(r["failed"])), *ref, *compare_cells(r)])  # fmt: skip
+                      str(int(r["failed"])), *ref, *(compare_cells(r) if versus else [])])  # fmt: skip
     return header, cells
 
 
@@ -307,7 +309,8 @@ def write_table(
     """Write ``name.md``, ``name.csv`` (raw numbers) and ``name.tex``."""
     metric = results.attrs["metric"]
     table = summarize(results, paper_value)
-    header, cells = display(table, metric, paper=paper_value is not None)
+    versus = bool(table["diff"].notna().any())  # no SC baseline anywhere: no empty columns
+    header, cells = display(table, metric, paper=paper_value is not None, versus=versus)
     missing = int((table["n"] == 0).sum())
     note = (
         f"\n{missing} configuration(s) have no completed trial (marked {MISSING}).\n"
