@@ -21,7 +21,15 @@ import sys
 import time
 from pathlib import Path
 
-args = dict(a.split("=", 1) for a in sys.argv[1:])
+
+def unquote(value: str) -> str:
+    """The engine quotes path values (``key='path'``, Hydra's grammar); read them as Hydra would."""
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        return value[1:-1].replace("\\'", "'")
+    return value
+
+
+args = {k: unquote(v) for k, v in (a.split("=", 1) for a in sys.argv[1:])}
 run_dir = Path(args["hydra.run.dir"])
 run_dir.mkdir(parents=True, exist_ok=True)
 

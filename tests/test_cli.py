@@ -125,3 +125,27 @@ def test_console_script_help_exit_zero(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "scnet.cli.run", "--help"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0 and "Config groups" in proc.stdout and not proc.stderr
+
+
+@pytest.mark.parametrize("path", ["/tmp/a=b,c/x y", "/tmp/it's", "/tmp/[x]/{y}"])
+def test_path_override_round_trips_through_hydras_parser(path):
+    from scnet.cli.common import override_value, path_override
+
+    assert override_value([path_override("hydra.run.dir", path)], "hydra.run.dir") == path
+
+
+def test_run_dir_and_resume_with_override_grammar_in_the_path(tmp_path):
+    """A run dir whose path holds '=', ',' and a space (a sweep's --seeds/--set look dir does):
+    the run lands there, and resuming from its last.ckpt continues in that same dir."""
+    from scnet.cli.common import path_override
+    from tests.conftest import TINY_RUN, read_result, run_cli
+
+    run_dir = tmp_path / "looks" / "seeds=3,4 depth=20"
+    first = run_cli("run", *TINY_RUN, path_override("hydra.run.dir", run_dir))
+    assert first.returncode == 0, first.stderr
+    ckpt = path_override("ckpt_path", run_dir / "checkpoints" / "last.ckpt")
+    resumed = run_cli("run", *TINY_RUN, "trainer.max_epochs=2", ckpt)
+    assert resumed.returncode == 0, resumed.stderr
+    result = read_result(run_dir)
+    assert result["status"] == "completed" and result["metrics"]["epochs"] == 2
+    assert sorted(p.name for p in (tmp_path / "looks").iterdir()) == ["seeds=3,4 depth=20"]

@@ -159,7 +159,10 @@ def test_command_and_dead_owner_detection(tmp_path: Path) -> None:
     (run_dir / "checkpoints" / "last.ckpt").write_text("x")
     cmd = engine.command(ctx, {"seed": 1, "sc": "off"}, 1, run_dir)
     assert cmd.count("experiment=demo") == 1 and "logger.wandb.group=tiny" in cmd
-    assert cmd[-2:] == [f"ckpt_path={run_dir}/checkpoints/last.ckpt", f"hydra.run.dir={run_dir}"]
+    assert cmd[-2:] == [
+        f"ckpt_path='{run_dir}/checkpoints/last.ckpt'",
+        f"hydra.run.dir='{run_dir}'",
+    ]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     assert engine.owner_dead(f"{socket.gethostname()}:{dead.pid}:1")

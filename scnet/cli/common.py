@@ -22,6 +22,23 @@ CONF_DIR = shipped_dir("conf", "SCNET_CONF_DIR")
 _HYDRA_DIRS = {"hydra"}
 
 
+def path_override(key: str, path: str | Path) -> str:
+    """``key='path'``: a path as a Hydra override value, quoted so that characters of the
+    override grammar in it (``=``, ``,``, spaces, brackets) stay part of the path."""
+    return f"{key}='" + str(path).replace("'", "\\'") + "'"
+
+
+def override_value(overrides: Sequence[str], key: str) -> str | None:
+    """The value ``key=…`` sets among ``overrides`` as Hydra parses it (quotes removed)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = [o for o in overrides if o.startswith(f"{key}=")]
+    if not given:
+        return None
+    value = OverridesParser.create().parse_override(given[-1]).value()
+    return None if value is None else str(value)
+
+
 def debug_enabled() -> bool:
     return bool(os.environ.get("HYDRA_FULL_ERROR") or os.environ.get("SCNET_DEBUG"))
 

@@ -29,7 +29,14 @@ import traceback
 from argparse import Namespace
 from pathlib import Path
 
-from scnet.cli.common import CONF_DIR, check_group_overrides, compose_config, debug_enabled
+from scnet.cli.common import (
+    CONF_DIR,
+    check_group_overrides,
+    compose_config,
+    debug_enabled,
+    override_value,
+    path_override,
+)
 from scnet.errors import ConfigError, ScnetError
 
 INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
@@ -48,8 +55,8 @@ def _error(message: str, code: int) -> int:
 
 def _resume_dir(argv: list[str]) -> list[str]:
     """Resuming from ``<run dir>/checkpoints/x.ckpt`` continues in that run dir."""
-    ckpt = next((a.split("=", 1)[1] for a in argv if a.startswith("ckpt_path=")), None)
-    if not ckpt or ckpt == "null" or any(a.startswith("hydra.run.dir=") for a in argv):
+    ckpt = override_value(argv, "ckpt_path")
+    if not ckpt or any(a.startswith("hydra.run.dir=") for a in argv):
         return argv
     path = Path(ckpt)
     if not path.is_file():
@@ -57,7 +64,7 @@ def _resume_dir(argv: list[str]) -> list[str]:
             f"ckpt_path={ckpt} does not exist: pass a checkpoint file such as <run dir>/checkpoints/last.ckpt"
         )
     if path.parent.name == "checkpoints":
-        return [*argv, f"hydra.run.dir={path.parent.parent}"]
+        return [*argv, path_override("hydra.run.dir", path.parent.parent)]
     return argv
 
 
@@ -145,7 +152,7 @@ def _remember_dirs(root: Path) -> None:
 
 
 def _explicit_run_dir(overrides: list[str]) -> Path | None:
-    value = next((a.split("=", 1)[1] for a in overrides if a.startswith("hydra.run.dir=")), None)
+    value = override_value(overrides, "hydra.run.dir")
     return Path(value) if value else None
 
 

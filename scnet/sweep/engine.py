@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scnet.cli.common import path_override
 from scnet.errors import ConfigError
 from scnet.secrets import redact, redact_text
 from scnet.sweep import storage as storage_mod
@@ -378,8 +379,8 @@ def command(ctx: Context, params: dict[str, Any], point: int, run_dir: Path) -> 
     cmd = [*entry, *merge_overrides(args, ctx.overrides)]  # later sources win, one entry per key
     last = run_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
-        cmd.append(f"ckpt_path={last}")
-    return [*cmd, f"hydra.run.dir={run_dir}"]
+        cmd.append(path_override("ckpt_path", last))
+    return [*cmd, path_override("hydra.run.dir", run_dir)]
 
 
 def merge_overrides(first: Sequence[str], then: Sequence[str]) -> list[str]:
