@@ -22,7 +22,8 @@ $(STAMP): $(PY) pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	# W&B's sweep-config validator (tests of scnet-sweep --export wandb). It declares numpy<2
 	# but works with numpy 2 (which pandas 3 needs): --no-deps keeps pip from downgrading numpy.
-	$(PIP) install -q --no-deps sweeps==0.3.0 jsonref==1.1.0
+	# Its own dependencies (jsonschema, jsonref, pydantic, …) come with '.[dev]'.
+	$(PIP) install -q --no-deps sweeps==0.3.0
 	touch $(STAMP)
 
 venv install: $(STAMP)
