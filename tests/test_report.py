@@ -318,3 +318,18 @@ def test_every_shipped_sweep_names_registered_builders() -> None:
         report = spec_mod.load(name).report
         assert report["table"] is None or report["table"] in TABLES, (name, report["table"])
         assert set(report["figures"]) <= set(FIGURES), (name, report["figures"])
+
+
+def test_partial_results_with_unclaimed_trials_keep_integer_keys(tmp_path: Path) -> None:
+    """A running sweep's results.csv has WAITING rows without parameters: they turned `depth`
+    into floats and added a `depth=nan` setting (duplicate 20 / 20.0 / nan panels in fig4)."""
+    from scnet.cli.report import load_results
+    from scnet.sweep import spec as spec_mod
+
+    root = make(tmp_path)
+    path = root / "out" / "sweeps" / "t2" / "results.csv"
+    with path.open("a", newline="") as fh:
+        fh.write("99,WAITING,,,,,,,\n")
+    results = load_results(spec_mod.load("t2", root / "sw"), path.parent)
+    assert results["depth"].dtype.kind == "i" and sorted(set(results["depth"])) == [20, 56]
+    assert "WAITING" not in set(results["state"])

@@ -103,11 +103,23 @@ def load_results(spec: spec_mod.SweepSpec, sweep_dir: Path):
 
 
 def _normalize(results, expected: list[dict], keys: list[str]) -> None:
-    """Make CSV-read values compare equal to the sweep file's (``20`` vs ``20.0``, ``on``)."""
+    """Make CSV-read values compare equal to the sweep file's (``20`` vs ``20.0``, ``on``).
+
+    A partial sweep's rows without parameters (trials not yet claimed) say nothing about any
+    configuration: they are dropped (``expected`` still lists those configurations as missing),
+    and with them the NaNs that turned an integer column into floats.
+    """
+    unassigned = (
+        results[keys].isna().any(axis=1) & (results["state"] != "COMPLETE") if keys else None
+    )
+    if unassigned is not None and unassigned.any():
+        results.drop(index=results.index[unassigned], inplace=True)
     for k in keys:
         kinds = {type(c[k]) for c in expected}
         if kinds == {str}:
             results[k] = results[k].astype(str)
+        elif kinds == {int} and results[k].dtype.kind == "f":
+            results[k] = results[k].astype(int)
 
 
 def run(args: argparse.Namespace) -> list[Path]:
