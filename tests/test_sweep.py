@@ -358,7 +358,8 @@ def test_real_runs_kill_and_resume(tmp_path: Path) -> None:
     real = tmp_path / "real_run.py"  # real scnet-run, wrapped to log invocations
     real.write_text(
         "import json, os, runpy, sys\nfrom pathlib import Path\n"
-        "d = Path(next(a for a in sys.argv if a.startswith('hydra.run.dir=')).split('=', 1)[1])\n"
+        "from scnet.cli.common import override_value\n"
+        "d = Path(override_value(sys.argv, 'hydra.run.dir'))  # the engine quotes paths\n"
         "d.mkdir(parents=True, exist_ok=True)\n"
         "ck = next((a for a in sys.argv if a.startswith('ckpt_path=')), None)\n"
         "open(d / 'invocations.log', 'a').write(json.dumps({'ckpt_path': ck}) + '\\n')\n"
