@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,3 +42,48 @@ def read_result(run_dir: Path) -> dict:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A throwaway local PostgreSQL server (``make pg-server`` installs Debian's package)."""
+    pytest.importorskip("psycopg2")
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries not found (make pg-server)")
+    root = Path(tempfile.mkdtemp(prefix="scnet-pg-"))
+    as_pg: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+        shutil.chown(root, "postgres")
+        as_pg = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    try:
+        subprocess.run([*as_pg, str(bin_dir / "initdb"), "-D", str(data), "-U", "scnet",
+                        "--auth=trust"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
+                        "-o", f"-p {port} -k {root} -h 127.0.0.1", "-w", "start"],
+                       check=True, capture_output=True)  # fmt: skip
+        yield f"postgresql://scnet@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def fresh_db(pg_url: str, name: str) -> str:
+    """A new database on the test server, so every test starts from an empty study."""
+    import psycopg2
+
+    conn = psycopg2.connect(pg_url.replace("postgresql://", "postgresql://", 1))
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    conn.close()
+    return pg_url.rsplit("/", 1)[0] + f"/{name}"

@@ -399,55 +399,27 @@ def test_real_sweep_on_digits_with_a_failing_trial(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- PostgreSQL
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
 @pytest.mark.slow
-def test_postgres_storage_three_workers_no_trial_twice() -> None:
+def test_postgres_storage_three_workers_no_trial_twice(pg_url: str) -> None:
     """A real local PostgreSQL server; three drivers (one worker each) share one study."""
-    pytest.importorskip("psycopg2")
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install -y postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="scnet-pg-"))
-    as_pg: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
-        shutil.chown(root, "postgres")
-        as_pg = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    try:
-        subprocess.run([*as_pg, str(bin_dir / "initdb"), "-D", str(data), "-U", "scnet",
-                        "--auth=trust"], check=True, capture_output=True)  # fmt: skip
-        subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                        "-o", f"-p {port} -k {root} -h 127.0.0.1", "-w", "start"],
-                       check=True, capture_output=True)  # fmt: skip
-        subprocess.run([*as_pg, str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port),
-                        "-U", "scnet", "sweeps"], check=True, capture_output=True)  # fmt: skip
-        url = f"postgresql://scnet@127.0.0.1:{port}/sweeps"
-        work = Path(tempfile.mkdtemp(prefix="scnet-pgwork-"))
-        write_sweep(work / "sw", "tiny", '  sc: ["on", "off"]', "[0, 1, 2, 3]")
-        cmd = sweep_cmd(work, "tiny", "--storage", url)
-        drivers = [subprocess.Popen(cmd, env=fake_env(0.5), stdout=subprocess.PIPE, text=True)
-                   for _ in range(3)]  # fmt: skip
-        outs = [d.communicate(timeout=300)[0] for d in drivers]
-        assert all(d.returncode == 0 for d in drivers), outs
-        runs = work / "out" / "sweeps" / "tiny" / "runs"
-        for i in range(8):
-            log = invocations(runs / f"trial-{i:04d}")
-            assert len(log) == 2 and log[1]["done"], (i, log)  # one run each, never two
-        assert len({x["pid"] for d in runs.iterdir() for x in invocations(d)}) == 8
-        rows = results(work, "tiny")
-        assert len(rows) == 8 and all(r["state"] == "COMPLETE" for r in rows)
-        shutil.rmtree(work, ignore_errors=True)
-    finally:
-        subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
+    from tests.conftest import fresh_db
+
+    url = fresh_db(pg_url, "sweeps")
+    work = Path(tempfile.mkdtemp(prefix="scnet-pgwork-"))
+    write_sweep(work / "sw", "tiny", '  sc: ["on", "off"]', "[0, 1, 2, 3]")
+    cmd = sweep_cmd(work, "tiny", "--storage", url)
+    drivers = [subprocess.Popen(cmd, env=fake_env(0.5), stdout=subprocess.PIPE, text=True)
+               for _ in range(3)]  # fmt: skip
+    outs = [d.communicate(timeout=300)[0] for d in drivers]
+    assert all(d.returncode == 0 for d in drivers), outs
+    runs = work / "out" / "sweeps" / "tiny" / "runs"
+    for i in range(8):
+        log = invocations(runs / f"trial-{i:04d}")
+        assert len(log) == 2 and log[1]["done"], (i, log)  # one run each, never two
+    assert len({x["pid"] for d in runs.iterdir() for x in invocations(d)}) == 8
+    rows = results(work, "tiny")
+    assert len(rows) == 8 and all(r["state"] == "COMPLETE" for r in rows)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def test_tpe_sweep_runs_its_budget(tmp_path: Path) -> None:

@@ -11,15 +11,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +24,7 @@ import pytest
 from scnet.sweep import engine
 from scnet.sweep import spec as spec_mod
 from scnet.sweep.results import latest_by_point
+from tests.conftest import fresh_db
 from tests.test_sweep import fake_env, invocations, results, starts, sweep_cmd, write_sweep
 
 # ----------------------------------------------------------------------------- helpers
@@ -101,51 +99,6 @@ def check_exactly_once(work: Path, name: str, n: int, url: str | None = None) ->
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
-
-
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    """A throwaway local PostgreSQL server (``make pg-server`` installs Debian's package)."""
-    pytest.importorskip("psycopg2")
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (make pg-server)")
-    root = Path(tempfile.mkdtemp(prefix="scnet-pg-"))
-    as_pg: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
-        shutil.chown(root, "postgres")
-        as_pg = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = root / "data"
-    try:
-        subprocess.run([*as_pg, str(bin_dir / "initdb"), "-D", str(data), "-U", "scnet",
-                        "--auth=trust"], check=True, capture_output=True)  # fmt: skip
-        subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
-                        "-o", f"-p {port} -k {root} -h 127.0.0.1", "-w", "start"],
-                       check=True, capture_output=True)  # fmt: skip
-        yield f"postgresql://scnet@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)  # fmt: skip
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def fresh_db(pg_url: str, name: str) -> str:
-    """A new database on the test server, so every test starts from an empty study."""
-    import psycopg2
-
-    conn = psycopg2.connect(pg_url.replace("postgresql://", "postgresql://", 1))
-    conn.autocommit = True
-    conn.cursor().execute(f"CREATE DATABASE {name}")
-    conn.close()
-    return pg_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 # ----------------------------------------------------------------------------- reclaimers
