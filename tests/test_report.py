@@ -333,3 +333,26 @@ def test_partial_results_with_unclaimed_trials_keep_integer_keys(tmp_path: Path)
     results = load_results(spec_mod.load("t2", root / "sw"), path.parent)
     assert results["depth"].dtype.kind == "i" and sorted(set(results["depth"])) == [20, 56]
     assert "WAITING" not in set(results["state"])
+
+
+def test_a_failed_trial_with_a_null_parameter_is_kept(tmp_path: Path) -> None:
+    """`backbone.max_norm: null` is an empty CSV cell too; such a failed trial is a real
+    configuration (seed 003's leaky-ReLU row) and must count as failed, not vanish."""
+    from scnet.cli.report import load_results
+    from scnet.sweep import spec as spec_mod
+
+    (tmp_path / "sw").mkdir()
+    (tmp_path / "sw" / "mn.yaml").write_text(
+        "metric: test/acc\ndirection: maximize\nsampler: grid\nseeds: [0]\n"
+        "grid:\n  backbone.max_norm: [null, 1.0]\nreport:\n  table: summary\n"
+    )
+    sweep_dir = tmp_path / "out" / "sweeps" / "mn"
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / "results.csv").write_text(
+        "trial,state,seed,backbone.max_norm,test/acc,duration_s,run_dir,error\n"
+        "0,FAIL,0,,,1.0,,FloatingPointError: nan\n"
+        "1,COMPLETE,0,1.0,0.5,1.0,,\n"
+        "2,WAITING,,,,,,\n"
+    )
+    results = load_results(spec_mod.load("mn", tmp_path / "sw"), sweep_dir)
+    assert list(results["state"]) == ["FAIL", "COMPLETE"]

@@ -105,12 +105,14 @@ def load_results(spec: spec_mod.SweepSpec, sweep_dir: Path):
 def _normalize(results, expected: list[dict], keys: list[str]) -> None:
     """Make CSV-read values compare equal to the sweep file's (``20`` vs ``20.0``, ``on``).
 
-    A partial sweep's rows without parameters (trials not yet claimed) say nothing about any
+    A partial sweep's rows without any parameter (trials not yet claimed) say nothing about any
     configuration: they are dropped (``expected`` still lists those configurations as missing),
-    and with them the NaNs that turned an integer column into floats.
+    and with them the NaNs that turned an integer column into floats. A single empty key is a
+    real value (``backbone.max_norm: null``) and stays.
     """
+    params = [*keys, *(["seed"] if "seed" in results else [])]
     unassigned = (
-        results[keys].isna().any(axis=1) & (results["state"] != "COMPLETE") if keys else None
+        results[params].isna().all(axis=1) & (results["state"] != "COMPLETE") if params else None
     )
     if unassigned is not None and unassigned.any():
         results.drop(index=results.index[unassigned], inplace=True)
@@ -118,7 +120,7 @@ def _normalize(results, expected: list[dict], keys: list[str]) -> None:
         kinds = {type(c[k]) for c in expected}
         if kinds == {str}:
             results[k] = results[k].astype(str)
-        elif kinds == {int} and results[k].dtype.kind == "f":
+        elif kinds == {int} and results[k].dtype.kind == "f" and results[k].notna().all():
             results[k] = results[k].astype(int)
 
 
