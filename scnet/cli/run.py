@@ -63,9 +63,10 @@ def _resume_dir(argv: list[str]) -> list[str]:
         raise ConfigError(
             f"ckpt_path={ckpt} does not exist: pass a checkpoint file such as <run dir>/checkpoints/last.ckpt"
         )
-    if path.parent.name == "checkpoints":
-        return [*argv, path_override("hydra.run.dir", path.parent.parent)]
-    return argv
+    from scnet.resume import run_dir_of  # standard library only: no torch yet
+
+    run_dir = run_dir_of(path)
+    return [*argv, path_override("hydra.run.dir", run_dir)] if run_dir else argv
 
 
 def _check_run_dir(run_dir: Path, resuming: bool, max_epochs: int | None = None) -> None:
