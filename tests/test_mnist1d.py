@@ -229,3 +229,26 @@ def test_presets_compose(preset: str, target: str, depth: int) -> None:
     assert cfg.data.name == "mnist1d" and cfg.data.batch_size in (64, 100)
     assert cfg.sc.enabled == (preset == "mnist1d_resnet")
     assert cfg.optim.name == ("sgd" if preset == "mnist1d_resnet" else "adam")
+
+
+@pytest.mark.parametrize(
+    ("option", "connections"),
+    [
+        ("first_blob", [(5, 2), (5, 4)]),  # the paper's SCResNet-20 placement, at depth 56 too
+        ("single", [(55, 38), (55, 40), (55, 42), (55, 44), (55, 46), (55, 48), (55, 50),
+                    (55, 52), (55, 54)]),
+    ],
+)  # fmt: skip
+def test_sc_placements_compose_over_the_resnet_preset(
+    option: str, connections: list[tuple[int, int]]
+) -> None:
+    """An sc option picks the placement even under experiment=mnist1d_resnet (which must not
+    restate the sc keys, or it would silently override the option)."""
+    from scnet.cli.common import compose_config
+
+    cfg = compose_config(["experiment=mnist1d_resnet", "depth=56", f"sc={option}"])
+    assert cfg.sc.enabled and cfg.sc.strategy == "single"
+    model = CifarResNet(input_shape=(1, 40), depth=56)
+    shapes = [tuple(s) for s in tap_shapes(model, torch.randn(2, 1, 40))]
+    got = plan(shapes, k=cfg.sc.k, strategy=cfg.sc.strategy, rear=cfg.sc.rear)
+    assert [tuple(c) for c in got] == connections

@@ -195,20 +195,19 @@ def test_weight_zero_row_is_the_baseline_of_each_weight() -> None:
 
 def test_fig7_first_blob_places_the_papers_connections() -> None:
     """SCResNet-20 enhances layers 2 and 4 of the first blob (paper, Section 5.3)."""
+    from scnet.cli.common import compose_config
     from scnet.models import tap_shapes
     from scnet.models.resnet import CifarResNet
     from scnet.sc import plan
     from scnet.sweep import spec as spec_mod
 
     spec = spec_mod.load("fig7_first_blob")
-    assert {"sc.strategy=single", "sc.rear=5"} <= set(spec.base) and spec.grid["sc"] == [
-        "on",
-        "off",
-    ]
+    assert spec.grid["sc"] == ["first_blob", "off"]
     for depth in (20, 56):
+        sc = compose_config([*spec.base, f"depth={depth}", "sc=first_blob"]).sc
         model = CifarResNet(depth=depth, num_classes=10)
         shapes = tap_shapes(model, torch.randn(2, 3, 32, 32))
-        assert plan(shapes, k=2, strategy="single", rear=5) == [(5, 2), (5, 4)]
+        assert plan(shapes, k=sc.k, strategy=sc.strategy, rear=sc.rear) == [(5, 2), (5, 4)]
         assert model.stage_of_tap()[4] == 1  # tap 5 sits in the first stage
         single = plan(shapes, k=2, strategy="single")  # fig7_connections' rear: the last tap
         assert {model.stage_of_tap()[r - 1] for r, _ in single} == {3}
@@ -356,3 +355,24 @@ def test_a_failed_trial_with_a_null_parameter_is_kept(tmp_path: Path) -> None:
     )
     results = load_results(spec_mod.load("mn", tmp_path / "sw"), sweep_dir)
     assert list(results["state"]) == ["FAIL", "COMPLETE"]
+
+
+@pytest.mark.parametrize(
+    ("value", "on", "text"),
+    [("on", True, "SC on"), ("first_blob", True, "SC first_blob"), ("single", True, "SC single"),
+     ("off", False, "baseline (SC off)"), ("False", False, "baseline (SC off)")],
+)  # fmt: skip
+def test_named_sc_placements_are_sc_on_and_compare_with_sc_off(
+    value: str, on: bool, text: str
+) -> None:
+    """A grid over the sc group (fig7_connections_mnist1d: on / single / first_blob / off)
+    labels each placement by name and tests it against the sc=off cell."""
+    from scnet.report import paper
+    from scnet.report.figures import label
+    from scnet.report.tables import baseline_candidates
+
+    config = {"sc": value, "depth": 56}
+    assert paper.sc_enabled(config) is on
+    assert label({"sc": value}) == text
+    assert baseline_candidates(config, ["sc", "depth"]) == ([{"sc": "off", "depth": 56}] if on
+                                                             else [])  # fmt: skip

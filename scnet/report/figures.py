@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from scnet.report import paper
 from scnet.report.registry import register_figure
 from scnet.report.tables import (
     MISSING,
@@ -81,8 +82,10 @@ def label(config: dict[str, Any]) -> str:
     parts = []
     for key, value in config.items():
         if key in ("sc", "sc.enabled"):
-            on = str(value).lower() in ("on", "true", "1")
-            parts.insert(0, "SC on" if on else "baseline (SC off)")
+            on = paper.sc_enabled({key: value})
+            placement = str(value).lower() not in ("on", "true", "1")  # e.g. sc=first_blob
+            parts.insert(0, f"SC {value}" if on and placement else "SC on" if on
+                         else "baseline (SC off)")  # fmt: skip
         elif key == "sc.weight" and _cell(value) == "0.0":
             parts.append("w=0 (= SC off)")
         elif str(value) not in (MISSING, NOT_APPLICABLE):

@@ -16,8 +16,8 @@ and data the sweep fixes in ``base``:
 The depth and data of every run are read from its ``.hydra/config.yaml``; the caption names
 them, and the notes say so when runs differ in what the sweep does not vary (then rows are
 not at equal depth/data). When ``depth`` is a sweep key, the Markdown also lists, per method
-and SC setting, the deepest depth that still trains (mean accuracy ≥ ``TRAINS`` %, chance is
-10 %) and the shallowest that does not, and the figure ``gradient_methods_depth`` draws
+and SC setting, the deepest depth that still trains (mean accuracy ≥ ``trains_at(data)`` %,
+chance is 10 %) and the shallowest that does not, and the figure ``gradient_methods_depth`` draws
 accuracy vs depth, one panel per backbone, SC on against SC off.
 """
 
@@ -36,8 +36,20 @@ from scnet.report.tables import MISSING, _key, display, mean_std, summarize, to_
 
 NAME = "gradient_methods"
 FIGURE = "gradient_methods_depth"
-#: A cell "trains" when its mean test accuracy reaches this (%; 10-class chance is 10 %).
-TRAINS = 50.0
+#: A cell "trains" when its mean test accuracy closes half the gap between 10-class chance
+#: (10 %) and a reference MLP on the same data: digits, where every method reaches 95-97 % at
+#: depth 5, rounds to 50 %; MNIST-1D's published MLP reaches 68 % (Greydanus 2020), so 39 %
+#: there (a 50 % line would call the reference MLP's smaller cousins failures).
+TRAINS_AT = {"digits": 50.0, "mnist1d": 39.0}
+TRAINS = 50.0  # any other data, or runs on several
+
+
+def trains_at(setups: list[str]) -> float:
+    """The "trains" line (%) for the data the runs used (``setups`` as ``build`` returns)."""
+    names = {s.rsplit("data ", 1)[-1] for s in setups}
+    return TRAINS_AT.get(names.pop(), TRAINS) if len(names) == 1 else TRAINS
+
+
 RATIOS = {"w_grad_norm": "‖∂J/∂W‖ first/last", "out_grad_norm": "‖∂J/∂Z‖ first/last"}
 #: Columns this table adds to ``tables.summarize``'s (the rest are keys and accuracy stats).
 EXTRA = ("time_mean_s", "time_std_s", *(f"{c}_ratio{s}" for c in RATIOS for s in ("", "_n")))
@@ -150,7 +162,7 @@ def gradient_methods(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> l
         notes.append(f"{missing} configuration(s) have no completed trial (marked {MISSING}).")
     body = to_markdown(header, cells) + "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
     if "depth" in results.attrs.get("keys", []):
-        body += "\n" + depth_limits_markdown(table) + "\n"
+        body += "\n" + depth_limits_markdown(table, trains_at(setups)) + "\n"
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{NAME}.{ext}" for ext in ("md", "csv", "tex")]
     paths[0].write_text(f"# {caption}\n\n{body}")
@@ -159,10 +171,10 @@ def gradient_methods(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> l
     return paths
 
 
-def depth_limits(table: pd.DataFrame) -> pd.DataFrame:
+def depth_limits(table: pd.DataFrame, line: float = TRAINS) -> pd.DataFrame:
     """Per method (the keys other than depth): deepest depth that trains, shallowest that not.
 
-    "Trains": mean accuracy ≥ ``TRAINS`` %. A depth without completed runs counts as neither.
+    "Trains": mean accuracy ≥ ``line`` %. A depth without completed runs counts as neither.
     """
     keys = [c for c in table.columns if c not in tables.STAT_COLUMNS and c not in EXTRA]
     method = [k for k in keys if k != "depth"]
@@ -170,8 +182,8 @@ def depth_limits(table: pd.DataFrame) -> pd.DataFrame:
     for setting, part in table.groupby(method, sort=False, dropna=False):
         setting = setting if isinstance(setting, tuple) else (setting,)
         done = part[part["n"] > 0].assign(_d=pd.to_numeric(part["depth"], errors="coerce"))
-        ok = done[done["mean"] >= TRAINS]["_d"]
-        bad = done[done["mean"] < TRAINS]["_d"]
+        ok = done[done["mean"] >= line]["_d"]
+        bad = done[done["mean"] < line]["_d"]
         rows.append({**dict(zip(method, setting, strict=True)),
                      "depths run": ", ".join(_depth(d) for d in sorted(done["_d"])) or "none",
                      "deepest that trains": _depth(ok.max() if len(ok) else None),
@@ -183,11 +195,11 @@ def _depth(value: Any) -> str:
     return "–" if value is None or pd.isna(value) else str(int(value))
 
 
-def depth_limits_markdown(table: pd.DataFrame) -> str:
-    limits = depth_limits(table)
+def depth_limits_markdown(table: pd.DataFrame, line: float = TRAINS) -> str:
+    limits = depth_limits(table, line)
     header = list(limits.columns)
     cells = [[str(v) for v in row] for row in limits.itertuples(index=False)]
-    return (f"Where each method stops training (mean test accuracy ≥ {TRAINS:g} % counts as "
+    return (f"Where each method stops training (mean test accuracy ≥ {line:g} % counts as "
             f"training; chance is 10 %; – = no such depth among those run):\n\n"
             f"{to_markdown(header, cells)}")  # fmt: skip
 

@@ -41,8 +41,9 @@ SEED003_TABLE1: dict[str, tuple[float, float]] = {
 
 def sc_enabled(config: dict[str, Any]) -> bool | None:
     """Whether a result row's configuration has SC on (None when the sweep does not say)."""
-    if "sc" in config:
-        return str(config["sc"]).lower() in ("on", "true", "1")
+    if "sc" in config:  # the Hydra group: off, on, or a named placement (conf/sc/*.yaml)
+        value = str(config["sc"]).strip().lower()
+        return value not in ("off", "false", "0", "", "nan", "none", "missing", "–")
     if "sc.enabled" in config:
         return str(config["sc.enabled"]).lower() in ("true", "1", "on")
     return None
