@@ -149,7 +149,7 @@ def test_plainnet_table1_and_condition_figure(tmp_path: Path) -> None:
     # acc = 0.5 + 0.1 * 3 + 0.01 * seed -> test error 20 and 19 % -> 19.50 ± 0.71; train -5 points
     assert "| 14.50 ± 0.71 | 19.50 ± 0.71 | 2 | 0 | 0.11 | 5.48 | 3.50 | 2.00 |" in full
     lrelu = next(x for x in lines if x.startswith("| LReLU |"))
-    assert "| missing | missing | 0 | 2 | 92.37 | 92.03 |" in lrelu
+    assert "| failed | failed | 0 | 2 | 92.37 | 92.03 |" in lrelu  # both its trials failed
     assert (
         "| none |" in md.read_text()
         and "1 combination(s) have no completed trial" in md.read_text()

@@ -90,7 +90,7 @@ def test_report_writes_md_csv_tex_png(tmp_path: Path) -> None:
                      "table2.tex"]  # fmt: skip
     md = (tmp_path / "out" / "reports" / "t2" / "table2.md").read_text()
     assert "| 20 | on | 92.00 ± 0.50 | 3 | 0 | 91.81 | +0.19 |" in md
-    assert "| 56 | off | missing | 0 | 1 | 93.03 | – | – | – |" in md
+    assert "| 56 | off | failed | 0 | 1 | 93.03 | – | – | – |" in md  # its one trial failed
     tex = (tmp_path / "out" / "reports" / "t2" / "table2.tex").read_text()
     assert r"92.00 $\pm$ 0.50" in tex and r"\begin{tabular}" in tex
     assert all(p.stat().st_size > 0 for p in paths)

@@ -220,7 +220,7 @@ def test_grid_two_workers_failure_report_and_noop_rerun(tmp_path: Path) -> None:
     assert {"summary.md", "summary.csv", "summary.tex", "accuracy_vs_depth.png",
             "fig4_convergence.png"} <= names  # fmt: skip
     md = (out / "summary.md").read_text()
-    assert "| on | 1e+30 | missing | 0 | 2 |" in md and "| on | 0.1 | 82.50 ± 0.71 | 2 | 0 |" in md
+    assert "| on | 1e+30 | failed | 0 | 2 |" in md and "| on | 0.1 | 82.50 ± 0.71 | 2 | 0 |" in md
 
 
 def _wait(predicate, timeout: float) -> None:

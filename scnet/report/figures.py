@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from scnet.report import paper
+from scnet.report import paper, tables
 from scnet.report.registry import register_figure
 from scnet.report.tables import (
     MISSING,
@@ -175,7 +175,7 @@ def _accuracy_axes(
         config = dict(zip(hue, setting, strict=True))
         offset = (i - (len(groups) - 1) / 2) * width
         for _, r in part[part["n"] == 0].iterrows():
-            absent.append((pos[_cell(r[x_key])] + offset, "failed" if r["failed"] else MISSING))
+            absent.append((pos[_cell(r[x_key])] + offset, tables.absent(r)))
         done = part[part["n"] > 0]
         if done.empty:
             continue

@@ -32,7 +32,7 @@ import pandas as pd
 from scnet.report import tables
 from scnet.report.gradients import STATS, run_config
 from scnet.report.registry import register_figure, register_table
-from scnet.report.tables import MISSING, _key, display, mean_std, summarize, to_markdown
+from scnet.report.tables import _key, display, mean_std, summarize, to_markdown
 
 NAME = "gradient_methods"
 FIGURE = "gradient_methods_depth"
@@ -159,7 +159,7 @@ def gradient_methods(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> l
                "training time, first/last-layer gradient-norm ratio over seeds")  # fmt: skip
     missing = int((table["n"] == 0).sum())
     if missing:
-        notes.append(f"{missing} configuration(s) have no completed trial (marked {MISSING}).")
+        notes.append(f"{missing} configuration(s) have no completed trial ({tables.ABSENT_NOTE}).")
     body = to_markdown(header, cells) + "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
     if "depth" in results.attrs.get("keys", []):
         body += "\n" + depth_limits_markdown(table, trains_at(setups)) + "\n"

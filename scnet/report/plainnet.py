@@ -28,7 +28,7 @@ from scnet.report import paper, tables
 from scnet.report.gradient_methods import _run_dir
 from scnet.report.gradients import run_config
 from scnet.report.registry import register_figure, register_table
-from scnet.report.tables import MISSING, mean_std, to_markdown
+from scnet.report.tables import mean_std, to_markdown
 
 NAME = "plainnet_table1"
 FIGURE = "condition_per_layer"
@@ -108,9 +108,10 @@ def render(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
               "paper train (%)", "paper test (%)", *COND_COLUMNS.values()]  # fmt: skip
     cells = []
     for _, r in table.iterrows():
+        none = tables.absent(r) if r["n"] == 0 else None
         cells.append([
-            r["components"], mean_std(r["train_error_mean"], r["train_error_std"]),
-            mean_std(r["test_error_mean"], r["test_error_std"]),
+            r["components"], none or mean_std(r["train_error_mean"], r["train_error_std"]),
+            none or mean_std(r["test_error_mean"], r["test_error_std"]),
             str(int(r["n"])), str(int(r["failed"])), tables._fmt(r["paper_train_error"]),
             tables._fmt(r["paper_test_error"]), *(tables._fmt(r[c]) for c in COND_COLUMNS),
         ])  # fmt: skip
@@ -142,7 +143,7 @@ def plainnet_table1(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> li
     ]
     missing = int((table["n"] == 0).sum())
     if missing:
-        notes.append(f"{missing} combination(s) have no completed trial (marked {MISSING}).")
+        notes.append(f"{missing} combination(s) have no completed trial ({tables.ABSENT_NOTE}).")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{NAME}.{ext}" for ext in ("md", "csv", "tex")]
     body = to_markdown(header, cells) + "".join(f"\n- {n}" for n in notes) + "\n"

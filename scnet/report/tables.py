@@ -25,6 +25,8 @@ from scnet.report import paper
 from scnet.report.registry import register_table
 
 MISSING = "missing"
+#: A configuration whose every trial failed (e.g. diverged): said as such, not as missing.
+FAILED = "failed"
 #: A key that does not apply to a row (the SC weight of a run with SC off).
 NOT_APPLICABLE = "–"
 
@@ -244,11 +246,20 @@ def display(
               *(COMPARE_HEADER if versus else ())]  # fmt: skip
     cells = []
     for _, r in table.iterrows():
-        value = MISSING if r["n"] == 0 else mean_std(r["mean"], r["std"])
+        value = absent(r) if r["n"] == 0 else mean_std(r["mean"], r["std"])
         ref = [_fmt(r["paper"]), _signed(r["delta"])] if paper else []
         cells.append([*(show(r[k]) for k in keys), value, str(int(r["n"])),
                       str(int(r["failed"])), *ref, *(compare_cells(r) if versus else [])])  # fmt: skip
     return header, cells
+
+
+#: How the notes under a table explain its ``absent`` cells.
+ABSENT_NOTE = f"marked {FAILED} where every trial failed, {MISSING} where none ran"
+
+
+def absent(row: Any) -> str:
+    """The cell text of a configuration without completed trials: failed, or missing."""
+    return FAILED if int(row.get("failed", 0) or 0) > 0 else MISSING
 
 
 def to_markdown(header: list[str], cells: list[list[str]]) -> str:
@@ -271,7 +282,7 @@ def _tex(text: str) -> str:
 
 def _numeric(column: list[str]) -> bool:
     """A column of numbers (or ``mean ± std`` / CI cells, ``–`` and ``missing``)."""
-    filled = [c for c in column if c not in ("–", "", MISSING)]
+    filled = [c for c in column if c not in ("–", "", MISSING, FAILED)]
     if not filled:
         return False
     head = [c.lstrip("+").split(" ")[0] for c in filled]
@@ -313,7 +324,7 @@ def write_table(
     header, cells = display(table, metric, paper=paper_value is not None, versus=versus)
     missing = int((table["n"] == 0).sum())
     note = (
-        f"\n{missing} configuration(s) have no completed trial (marked {MISSING}).\n"
+        f"\n{missing} configuration(s) have no completed trial ({ABSENT_NOTE}).\n"
         if missing
         else ""
     )
