@@ -40,6 +40,7 @@ SC_WEIGHT_MAX = 100.0
 TEXT_BACKBONES = ("scnet.models.transformer.",)
 TEXT_DATA = ("scnet.data.mcqa.",)
 TWO_D_DATA = ("scnet.data.mnist1d.",)  # inputs (1, L): no time x feature axes for an LSTM
+ONE_D_BACKBONES = ("scnet.models.cnn1d.", "scnet.models.gru1d.")  # read (C, L) signals only
 
 
 def validate(cfg: Any, hardware: bool = True) -> None:
@@ -647,6 +648,11 @@ def _pair(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"backbone={b_name} cannot train on data={d_name}: the LSTM reads (1, time, features) "
             "inputs; use data=seq_digits, seq_mnist or adding, or backbone=fcn"
+        )
+    if b_target.startswith(ONE_D_BACKBONES) and not d_target.startswith(TWO_D_DATA):
+        raise ConfigError(
+            f"backbone={b_name} cannot train on data={d_name}: it reads 1-D signals (C, L); "
+            "use data=mnist1d, or backbone=resnet (2-D or 1-D by the data) or fcn"
         )
 
 

@@ -216,7 +216,8 @@ def _keys_and_syntax() -> list[Case]:
 def _backbone_data() -> list[Case]:
     pairs = [("resnet", "dream"), ("resnet", "semeval2018"), ("fcn", "dream"),
              ("highway", "semeval2018"), ("lstm", "mnist1d"), ("bert", "cifar10"),
-             ("roberta", "digits"), ("minilm", "synthetic")]  # fmt: skip
+             ("roberta", "digits"), ("minilm", "synthetic"), ("cnn1d", "digits"),
+             ("gru1d", "cifar10"), ("gru1d", "seq_digits")]  # fmt: skip
     rows = [
         bad(f"{b}x{d}", f"backbone={b}", f"data={d}", words=(f"backbone={b}", f"data={d}"))
         for b, d in pairs

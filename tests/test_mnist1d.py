@@ -17,6 +17,7 @@ from scnet.data import mnist1d as m1d
 from scnet.errors import ConfigError
 from scnet.models import Backbone, CifarResNet, count_parameters, tap_shapes
 from scnet.models.cnn1d import ConvNet1D
+from scnet.models.gru1d import GRU1D
 from scnet.sc import ShortCircuit, plan
 
 
@@ -204,6 +205,21 @@ def test_cnn1d_matches_the_reference_size() -> None:
     assert shapes == [(25, 19), (25, 10), (25, 5), (10,)]
 
 
+def test_gru1d_matches_the_reference_size() -> None:
+    """Greydanus's bidirectional GRU: 6 units a direction, Linear on all 40 steps' outputs."""
+    model = GRU1D(hidden=6, input_shape=(1, 40))
+    assert count_parameters(model) == 5134
+    assert isinstance(model, Backbone)
+    assert model(torch.randn(4, 1, 40)).shape == (4, 10)
+    x = torch.randn(1, 1, 40)
+    flipped = model(x.flip(-1))  # both directions read every position: order matters
+    assert not torch.allclose(model(x), flipped)
+    with pytest.raises(ConfigError, match=r"backbone=gru1d: expected \(C, L\)"):
+        GRU1D(input_shape=(1, 8, 8))
+    with pytest.raises(ConfigError, match="hidden=0 is invalid for backbone=gru1d"):
+        GRU1D(hidden=0)
+
+
 def test_cnn1d_rejects_images() -> None:
     with pytest.raises(ConfigError, match=r"backbone=cnn1d: expected \(C, L\)"):
         ConvNet1D(input_shape=(1, 8, 8))
@@ -218,6 +234,7 @@ def test_cnn1d_rejects_images() -> None:
         ("mnist1d_logreg", "scnet.models.fcn.FCN", 1),
         ("mnist1d_mlp", "scnet.models.fcn.FCN", 3),
         ("mnist1d_cnn", "scnet.models.cnn1d.ConvNet1D", 4),
+        ("mnist1d_gru", "scnet.models.gru1d.GRU1D", 1),
         ("mnist1d_resnet", "scnet.models.resnet.CifarResNet", 20),
     ],
 )
