@@ -166,3 +166,27 @@ def test_weight_axis_draws_the_weight_zero_baseline_across(tmp_path: Path, monke
     line = next(x for x in ax.lines if x.get_label().startswith("baseline"))
     assert list(line.get_ydata()) == [pytest.approx(81.0)] * 2 and line.get_linestyle() == "--"
     assert ax.get_xlabel() == "SC weight w"
+
+
+def test_placement_axis_keeps_sweep_order_names_cells_and_draws_sc_off_across(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """fig7_connections_mnist1d: x = the sc option; no line joins named categories."""
+    from scnet.report.figures import accuracy_vs
+
+    rows = [{"state": "COMPLETE", "sc": sc, "test/acc": a}
+            for sc, accs in (("on", (0.6, 0.62)), ("first_blob", (0.85, 0.87)),
+                             ("off", (0.80, 0.82))) for a in accs]  # fmt: skip
+    results = pd.DataFrame(rows)
+    results.attrs.update({"keys": ["sc"], "metric": "test/acc", "expected": []})
+    kept = _keep_figures(monkeypatch)
+    accuracy_vs(results, tmp_path / "p.png", "SC connections: placement")
+    ax = kept[0].axes[0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["SC on", "SC first_blob", "baseline (SC off)"]  # the sweep's order
+    base = next(x for x in ax.lines if x.get_label().startswith("baseline"))
+    assert list(base.get_ydata()) == [pytest.approx(81.0)] * 2
+    bars = next(c for c in ax.containers if c.get_label() == "mean ± std over seeds")
+    points = bars.lines[0]
+    assert points.get_linestyle() == "None"
+    assert list(points.get_ydata()) == pytest.approx([61.0, 86.0, 81.0])

@@ -41,7 +41,7 @@ BASELINE = {"color": "black", "linestyle": "--", "marker": "o", "markerfacecolor
 #: Axis labels with units for the keys and metrics reports plot.
 LABELS = {
     "depth": "depth (layers)", "data.batch_size": "batch size (samples)",
-    "sc.weight": "SC weight w", "sc.k": "SC gap k", "epoch": "epoch",
+    "sc.weight": "SC weight w", "sc.k": "SC gap k", "sc": "SC placement (sc=…)", "epoch": "epoch",
     "train/loss": "training loss (cross-entropy)", "val/loss": "validation loss (cross-entropy)",
     "test/loss": "test loss (cross-entropy)", "duration_s": "training time (s)",
 }  # fmt: skip
@@ -94,10 +94,12 @@ def label(config: dict[str, Any]) -> str:
 
 
 def _x_positions(values: list[Any]) -> tuple[list[Any], dict[str, float]]:
-    """Sorted distinct x values and their evenly spaced positions (categorical axis)."""
+    """Distinct x values and their evenly spaced positions: numbers sorted, names (e.g. SC
+    placements) in the sweep's own order."""
     distinct = {_cell(v): v for v in values}
-    numeric = all(_as_float(v) is not None for v in distinct.values())
-    order = sorted(distinct, key=lambda c: _as_float(distinct[c]) if numeric else c)
+    order = list(distinct)
+    if all(_as_float(v) is not None for v in distinct.values()):
+        order.sort(key=lambda c: _as_float(distinct[c]))
     return [distinct[c] for c in order], {c: float(i) for i, c in enumerate(order)}
 
 
@@ -145,9 +147,10 @@ def accuracy_vs(
                              squeeze=False, sharey=True)  # fmt: skip
     for ax, (value, part) in zip(axes.flat, panels, strict=False):
         _accuracy_axes(ax, part, keys, x_key, hue, pos)
-        if x_key == "sc.weight" and not hue:
-            _weight_zero_line(ax, part)
-        ax.set_xticks(list(pos.values()), [_tick(v) for v in xs])
+        if x_key in ("sc.weight", "sc") and not hue:
+            _baseline_line(ax, part, x_key, keys)
+        ticks = [label({x_key: v}) if x_key == "sc" else _tick(v) for v in xs]
+        ax.set_xticks(list(pos.values()), ticks)
         ax.set_xlabel(axis_label(x_key))
         ax.set_ylabel(axis_label(metric))
         ax.set_title(f"{_short(panel_key)}={show(value)}" if panel_key else title, fontsize=10)
@@ -184,19 +187,24 @@ def _accuracy_axes(
         marker, line = STYLES[i % len(STYLES)]
         style = BASELINE if is_baseline({**config, x_key: None}, keys) else {
             "marker": marker, "linestyle": line, "color": next(colours)}  # fmt: skip
+        if any(_as_float(v) is None for v in done[x_key]):
+            style = {**style, "linestyle": "none"}  # named categories: no line between them
         ax.errorbar([x[j] for j in order], done["mean"].iloc[order],
-                    yerr=done["std"].fillna(0.0).iloc[order], capsize=3, label=label(config),
-                    **style)  # fmt: skip
+                    yerr=done["std"].fillna(0.0).iloc[order], capsize=3,
+                    label=label(config) if hue else "mean ± std over seeds", **style)  # fmt: skip
     _absent(ax, absent)
 
 
-def _weight_zero_line(ax: Any, table: pd.DataFrame) -> None:
-    """On a weight axis, the w = 0 baseline as a dashed line with its ± std band across."""
-    base = table[(table["sc.weight"].map(_cell) == "0.0") & (table["n"] > 0)]
+def _baseline_line(ax: Any, table: pd.DataFrame, x_key: str, keys: list[str]) -> None:
+    """On an SC axis (weight or placement), the baseline (w = 0 or sc=off) as a dashed line
+    with its ± std band across, so every SC setting reads against it."""
+    here = [is_baseline({x_key: v}, keys) for v in table[x_key]]
+    base = table[pd.Series(here, index=table.index) & (table["n"] > 0)]
     if base.empty:
         return
     mean, std = float(base["mean"].iloc[0]), base["std"].iloc[0]
-    ax.axhline(mean, color="black", linestyle="--", label="baseline (w=0 = SC off)")
+    text = "baseline (w=0 = SC off)" if x_key == "sc.weight" else "baseline (SC off)"
+    ax.axhline(mean, color="black", linestyle="--", label=text)
     if pd.notna(std):
         ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0)
 
@@ -219,7 +227,7 @@ def _absent(ax: Any, cells: list[tuple[float, str]]) -> None:
 @register_figure("fig7_connections")
 def fig7(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
     """Paper Fig. 7: single vs multiple SC connections across depths."""
-    return accuracy_vs(results, out_dir / "fig7_connections.png", "Single vs multiple SC")
+    return accuracy_vs(results, out_dir / "fig7_connections.png", "SC connections: placement")
 
 
 @register_figure("fig8_sc_weight")
