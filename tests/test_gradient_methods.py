@@ -172,3 +172,28 @@ def test_mnist1d_lab_sweeps_are_fair_and_multi_seed(name: str) -> None:
     assert "data=mnist1d" in spec.base and "grad_stats.enabled=true" in spec.base
     assert len(spec.seeds) >= 2 and spec.grid["sc"] == ["on", "off"]
     assert len(spec.grid["depth"]) >= 3 and spec.report["table"] == "gradient_methods"
+
+
+@pytest.mark.parametrize(("data", "level"), [("mnist1d", 39.0), ("digits", 50.0)])
+def test_depth_figure_draws_the_datas_trains_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: str, level: float
+) -> None:
+    from scnet.report import figures
+    from scnet.report.gradient_methods import gradient_methods_depth
+
+    rows = []
+    for i, (depth, sc, acc) in enumerate([(5, "on", 0.5), (5, "off", 0.45), (20, "on", 0.1),
+                                          (20, "off", 0.1)]):  # fmt: skip
+        run_dir = tmp_path / "runs" / f"trial-{i}"
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"data": {"name": data}}))
+        rows.append({"state": "COMPLETE", "depth": depth, "sc": sc, "test/acc": acc,
+                     "run_dir": str(run_dir)})  # fmt: skip
+    results = pd.DataFrame(rows)
+    results.attrs.update({"keys": ["depth", "sc"], "metric": "test/acc", "expected": []})
+    plt = figures._pyplot()
+    kept: list = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    gradient_methods_depth(results, tmp_path, tmp_path / "out")
+    line = next(x for x in kept[0].axes[0].lines if x.get_label().startswith("trains"))
+    assert list(line.get_ydata()) == [pytest.approx(level)] * 2 and line.get_linestyle() == ":"

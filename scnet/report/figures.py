@@ -120,12 +120,13 @@ def _tick(value: Any) -> str:
 
 def accuracy_vs(
     results: pd.DataFrame, out: Path, title: str, x_key: str = "depth",
-    panel_key: str | None = None,
+    panel_key: str | None = None, line: tuple[float, str] | None = None,
 ) -> list[Path]:  # fmt: skip
     """The metric vs ``x_key`` with mean ± std error bars, one line per other setting.
 
     ``panel_key``: one axes per value of that key (e.g. one per backbone), lines inside are
-    the remaining keys. Lines are dodged sideways a little so their error bars stay visible;
+    the remaining keys. ``line``: a reference level ``(y, label)`` drawn dotted across every
+    axes (e.g. the gradient lab's "trains" line). Lines are dodged sideways a little so their error bars stay visible;
     a configuration without completed trials is a ✗ at the bottom labelled ``failed`` (its
     trials failed) or ``missing`` (none ran).
     """
@@ -149,6 +150,8 @@ def accuracy_vs(
         _accuracy_axes(ax, part, keys, x_key, hue, pos)
         if x_key in ("sc.weight", "sc") and not hue:
             _baseline_line(ax, part, x_key, keys)
+        if line is not None:
+            ax.axhline(line[0], color="grey", linestyle=":", linewidth=1.2, label=line[1])
         ticks = [label({x_key: v}) if x_key == "sc" else _tick(v) for v in xs]
         ax.set_xticks(list(pos.values()), ticks)
         ax.set_xlabel(axis_label(x_key))

@@ -206,8 +206,11 @@ def depth_limits_markdown(table: pd.DataFrame, line: float = TRAINS) -> str:
 
 @register_figure(FIGURE)
 def gradient_methods_depth(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> list[Path]:
-    """Accuracy vs depth, one panel per backbone, SC on vs off (the baseline dashed)."""
+    """Accuracy vs depth, one panel per backbone, SC on vs off (the baseline dashed), and the
+    data's "trains" line dotted."""
     from scnet.report.figures import accuracy_vs
 
+    trains = trains_at(collect_runs(results, sweep_dir)[1])
     return accuracy_vs(results, out_dir / f"{FIGURE}.png", "Accuracy vs depth, SC on vs off",
-                       x_key="depth", panel_key="backbone")  # fmt: skip
+                       x_key="depth", panel_key="backbone",
+                       line=(trains, f"trains (≥ {trains:g} %)"))  # fmt: skip
