@@ -32,11 +32,12 @@ def main() -> None:
         torch.manual_seed(0)
         model = CifarResNet(depth=depth, input_shape=(1, 40))
         plain = grad_norms(model, x, y)
-        for strategy in ("multi", "single"):
-            connections = plan(tap_shapes(model, x), k=2, strategy=strategy)
+        for strategy, rear in (("multi", None), ("single", None), ("single", 5)):
+            connections = plan(tap_shapes(model, x), k=2, strategy=strategy, rear=rear)
             with ShortCircuit(model.sc_taps(), connections, weight=0.2):
                 sc = grad_norms(model, x, y)
-            print(f"| {depth} | {strategy} | {len(connections)} | {sc[0] / plain[0]:.1f} | "
+            name = "first_blob" if rear else strategy  # the sc=... option it is
+            print(f"| {depth} | {name} | {len(connections)} | {sc[0] / plain[0]:.1f} | "
                   f"{sc[1] / plain[1]:.2f} |")  # fmt: skip
 
 
