@@ -197,3 +197,18 @@ def test_depth_figure_draws_the_datas_trains_line(
     gradient_methods_depth(results, tmp_path, tmp_path / "out")
     line = next(x for x in kept[0].axes[0].lines if x.get_label().startswith("trains"))
     assert list(line.get_ydata()) == [pytest.approx(level)] * 2 and line.get_linestyle() == ":"
+
+
+def test_depth_limits_count_a_depth_whose_runs_all_failed_as_not_training() -> None:
+    """Highway + SC at depth 50 diverged in every run: that depth does not train."""
+    from scnet.report.gradient_methods import depth_limits
+    from scnet.report.tables import summarize
+
+    rows = [{"state": "COMPLETE", "sc": "on", "depth": 5, "test/acc": 0.6},
+            {"state": "COMPLETE", "sc": "on", "depth": 20, "test/acc": 0.55},
+            {"state": "FAIL", "sc": "on", "depth": 50, "test/acc": None}]  # fmt: skip
+    results = pd.DataFrame(rows)
+    results.attrs.update({"keys": ["sc", "depth"], "metric": "test/acc"})
+    limits = depth_limits(summarize(results), 39.0).iloc[0]
+    assert limits["deepest that trains"] == "20" and limits["shallowest that does not"] == "50"
+    assert limits["depths run"] == "5, 20, 50"

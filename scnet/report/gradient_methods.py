@@ -174,18 +174,22 @@ def gradient_methods(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> l
 def depth_limits(table: pd.DataFrame, line: float = TRAINS) -> pd.DataFrame:
     """Per method (the keys other than depth): deepest depth that trains, shallowest that not.
 
-    "Trains": mean accuracy ≥ ``line`` %. A depth without completed runs counts as neither.
+    "Trains": mean accuracy ≥ ``line`` %. A depth whose every run failed (e.g. diverged) does
+    not train; a depth without any run counts as neither.
     """
     keys = [c for c in table.columns if c not in tables.STAT_COLUMNS and c not in EXTRA]
     method = [k for k in keys if k != "depth"]
     rows = []
     for setting, part in table.groupby(method, sort=False, dropna=False):
         setting = setting if isinstance(setting, tuple) else (setting,)
-        done = part[part["n"] > 0].assign(_d=pd.to_numeric(part["depth"], errors="coerce"))
+        part = part.assign(_d=pd.to_numeric(part["depth"], errors="coerce"))
+        done = part[part["n"] > 0]
+        failed = part[(part["n"] == 0) & (part["failed"] > 0)]
         ok = done[done["mean"] >= line]["_d"]
-        bad = done[done["mean"] < line]["_d"]
+        bad = pd.concat([done[done["mean"] < line]["_d"], failed["_d"]])
         rows.append({**dict(zip(method, setting, strict=True)),
-                     "depths run": ", ".join(_depth(d) for d in sorted(done["_d"])) or "none",
+                     "depths run": ", ".join(_depth(d) for d in sorted(
+                         pd.concat([done["_d"], failed["_d"]]))) or "none",
                      "deepest that trains": _depth(ok.max() if len(ok) else None),
                      "shallowest that does not": _depth(bad.min() if len(bad) else None)})  # fmt: skip
     return pd.DataFrame(rows)

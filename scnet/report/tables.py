@@ -163,8 +163,11 @@ def summarize(
     failed = results[results["state"] == "FAIL"] if "state" in results else results.iloc[0:0]
     n_failed: dict[tuple[str, ...], int] = {}
     for _, row in failed.iterrows():
-        k = _key({kk: row[kk] for kk in keys}, keys)
+        config = {kk: row[kk] for kk in keys}
+        k = _key(config, keys)
         n_failed[k] = n_failed.get(k, 0) + 1
+        if all(pd.notna(v) for v in config.values()):  # every trial failed: still a row
+            configs.setdefault(k, config)
     rows = []
     for k, config in configs.items():
         vals = values.get(k, [])
