@@ -82,10 +82,13 @@ def label(config: dict[str, Any]) -> str:
     parts = []
     for key, value in config.items():
         if key in ("sc", "sc.enabled"):
-            on = paper.sc_enabled({key: value})
-            placement = str(value).lower() not in ("on", "true", "1")  # e.g. sc=first_blob
-            parts.insert(0, f"SC {value}" if on and placement else "SC on" if on
-                         else "baseline (SC off)")  # fmt: skip
+            if not paper.sc_enabled({key: value}):
+                text = "baseline (SC off)"
+            elif str(value).lower() in ("on", "true", "1"):
+                text = "SC on"
+            else:
+                text = f"SC {value}"  # a named placement, e.g. sc=first_blob
+            parts.insert(0, text)
         elif key == "sc.weight" and _cell(value) == "0.0":
             parts.append("w=0 (= SC off)")
         elif str(value) not in (MISSING, NOT_APPLICABLE):
@@ -126,9 +129,9 @@ def accuracy_vs(
 
     ``panel_key``: one axes per value of that key (e.g. one per backbone), lines inside are
     the remaining keys. ``line``: a reference level ``(y, label)`` drawn dotted across every
-    axes (e.g. the gradient lab's "trains" line). Lines are dodged sideways a little so their error bars stay visible;
-    a configuration without completed trials is a ✗ at the bottom labelled ``failed`` (its
-    trials failed) or ``missing`` (none ran).
+    axes (e.g. the gradient lab's "trains" line). Lines are dodged sideways a little so their
+    error bars stay visible; a configuration without completed trials is a ✗ at the bottom
+    labelled ``failed`` (its trials failed) or ``missing`` (none ran).
     """
     plt = _pyplot()
     metric = results.attrs["metric"]
