@@ -376,3 +376,9 @@ def test_named_sc_placements_are_sc_on_and_compare_with_sc_off(
     assert label({"sc": value}) == text
     assert baseline_candidates(config, ["sc", "depth"]) == ([{"sc": "off", "depth": 56}] if on
                                                              else [])  # fmt: skip
+
+
+def test_tiny_p_values_read_as_below_a_thousandth() -> None:
+    from scnet.report.tables import p_value
+
+    assert p_value(1.3e-8) == "< 0.001" and p_value(0.0123) == "0.012" and p_value(None) == "–"

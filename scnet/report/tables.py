@@ -225,8 +225,15 @@ COMPARE_HEADER = ("Welch t vs baseline", "p", "Δ vs baseline [95 % CI]", "Hedge
 
 def compare_cells(r: Any) -> list[str]:
     """The SC-vs-baseline cells of one :func:`summarize` row."""
-    return [_fmt(r["welch_t"]), _fmt(r["welch_p"], 3),
+    return [_fmt(r["welch_t"]), p_value(r["welch_p"]),
             diff_ci(r["diff"], r["diff_lo"], r["diff_hi"]), _fmt(r["hedges_g"])]  # fmt: skip
+
+
+def p_value(p: Any) -> str:
+    """Three decimals, and ``< 0.001`` rather than a p of ``0.000``."""
+    if isinstance(p, float) and math.isfinite(p) and p < 0.001:
+        return "< 0.001"
+    return _fmt(p, 3)
 
 
 def show(value: Any) -> str:
