@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,8 @@ def fit_and_test(
         best = getattr(trainer.checkpoint_callback, "best_model_path", "")
         use_best = cfg.get("test_ckpt", "last") == "best" and best
         ckpt = best if use_best else None
-        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+        with interrupts_kept(trainer, "during the test after"):
+            trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
         metrics.update(scalar_metrics(trainer.callback_metrics))
         metrics["epochs"] = trainer.current_epoch
         metrics["steps"] = trainer.global_step
@@ -237,19 +239,29 @@ def fit(trainer: L.Trainer, module: Any, datamodule: Any, ckpt_path: str | None)
         type(module.backbone).__name__, f"{count_parameters(module.backbone):,}",
         module.sc_connections or "off",
     )  # fmt: skip
-    try:
+    with interrupts_kept(trainer, "at"):
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+
+
+@contextmanager
+def interrupts_kept(trainer: L.Trainer, where: str) -> Iterator[None]:
+    """Re-raise Lightning's exit on Ctrl-C/SIGTERM (in ``fit`` or ``test``) as an interrupt.
+
+    Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; keep it an interrupt so
+    the caller records it (result.json, exit 130) instead of vanishing. The KeyboardInterrupt
+    Lightning caught is the exit's context: it says which signal (SIGTERM) if not Ctrl-C.
+    ``where``: how the message places it, e.g. ``at`` (epoch N) or ``during the test after``.
+    """
+    try:
+        yield
     except SystemExit as exit_:
-        # Lightning turns Ctrl-C into sys.exit(1) after its own clean-up; keep it an interrupt
-        # so the caller records it (result.json) instead of vanishing. The KeyboardInterrupt
-        # Lightning caught is the exit's context: it says which signal (SIGTERM) if not Ctrl-C.
-        if trainer.interrupted:
-            caught = exit_.__context__
-            what = str(caught) if isinstance(caught, KeyboardInterrupt) and str(caught) else ""
-            raise KeyboardInterrupt(
-                f"{what or 'Ctrl-C'} at epoch {trainer.current_epoch}, step {trainer.global_step}"
-            ) from None
-        raise
+        if not trainer.interrupted:
+            raise
+        caught = exit_.__context__
+        what = str(caught) if isinstance(caught, KeyboardInterrupt) and str(caught) else ""
+        raise KeyboardInterrupt(
+            f"{what or 'Ctrl-C'} {where} epoch {trainer.current_epoch}, step {trainer.global_step}"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- results

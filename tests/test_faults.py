@@ -102,6 +102,35 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path, monkeypatch, capsys) ->
     assert (split / ".hydra" / "resume-1" / "overrides.yaml").is_file()
 
 
+def test_ctrl_c_during_the_final_test_is_an_interrupt_and_resumes(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Ctrl-C after training, while the final model is tested: Lightning exits 1 there too. It
+    must be exit 130 with one line and result.json saying so (not exit 1 and no result), and
+    resuming must only test (training is complete), giving the uninterrupted run's metrics."""
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main([*RUN, f"hydra.run.dir={whole}"]) == 0
+
+    def ctrl_c(self: ClassifierModule, *args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ClassifierModule, "test_step", ctrl_c)
+        assert main([*RUN, f"hydra.run.dir={split}"]) == 130
+    err = capsys.readouterr().err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("scnet-run: error:")]
+    assert "interrupted (Ctrl-C during the test after epoch 3" in line
+    assert f"ckpt_path={split}/checkpoints/last.ckpt" in line
+    stopped = result(split)
+    assert stopped["status"] == "failed" and stopped["interrupted"] is True
+
+    assert main([*RUN, f"ckpt_path={split}/checkpoints/last.ckpt"]) == 0
+    a, b = result(whole), result(split)
+    assert b["status"] == "completed"
+    for key in ("test/acc", "test/loss", "epochs", "steps"):
+        assert b["metrics"][key] == a["metrics"][key], key
+
+
 def test_last_checkpoint_is_the_last_epoch_when_val_acc_has_plateaued(
     tmp_path: Path, monkeypatch
 ) -> None:
