@@ -184,6 +184,17 @@ def _keys_and_syntax() -> list[Case]:
         bad("plus-existing", "+sc.weight=0.3", words=("already exists", "sc.weight=")),
         bad("plus-ctor-arg", "+backbone.foo=1", words=("CifarResNet takes no argument 'foo'",)),
         bad("plus-ctor-typo", "+backbone.widht=[8]", words=("did you mean backbone.widths?",)),
+        bad(
+            "plus-new-callback-no-target",
+            "+callbacks.swa.swa_lrs=0.01",
+            words=("callbacks.swa.swa_lrs is not a config key",),
+        ),
+        bad(
+            "plus-new-callback-bad-arg",
+            "+callbacks.g._target_=scnet.lit.grad_stats.GradStatsCallback",
+            "+callbacks.g.bogus=1",
+            words=("GradStatsCallback takes no argument 'bogus'",),
+        ),
         bad("typo-parent", "scc.weight=0.3", words=("did you mean sc.weight?",)),
         bad("plus-group", "+experiment=demo", words=("write experiment=demo",), base=False),
         bad("unknown-backbone", "backbone=vgg", words=("backbone=vgg", "resnet")),

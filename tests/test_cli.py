@@ -149,3 +149,12 @@ def test_run_dir_and_resume_with_override_grammar_in_the_path(tmp_path):
     result = read_result(run_dir)
     assert result["status"] == "completed" and result["metrics"]["epochs"] == 2
     assert sorted(p.name for p in (tmp_path / "looks").iterdir()) == ["seeds=3,4 depth=20"]
+
+
+def test_a_new_callback_node_with_its_target_is_accepted(capsys) -> None:
+    """docs/configuration.md's example: +callbacks.NAME._target_=… and its arguments compose."""
+    code, out, err = run(capsys, "--cfg", "job",
+                         "+callbacks.swa._target_=lightning.pytorch.callbacks.StochasticWeightAveraging",
+                         "+callbacks.swa.swa_lrs=0.01")  # fmt: skip
+    assert code == 0, err
+    assert "StochasticWeightAveraging" in out and "swa_lrs: 0.01" in out

@@ -264,12 +264,19 @@ def _check_added_keys(overrides: list[str], base: Any, config_dir: str | Path | 
 
     Open places: ``trainer.*`` (keyword arguments of Lightning's Trainer, checked against its
     signature by scnet.preflight), a node with ``_target_`` (its constructor's keyword
-    arguments) and credentials under ``logger.`` (masked everywhere, see scnet.secrets).
+    arguments), a new node of ``callbacks``/``logger`` given its ``_target_`` on the same
+    command line (every such node is built: ``+callbacks.swa._target_=…``), and credentials
+    under ``logger.`` (masked everywhere, see scnet.secrets).
     """
     from omegaconf import OmegaConf
 
     keys = list(config_keys(base))
     groups = config_groups(config_dir)
+    added = {  # new callbacks/logger nodes -> their _target_
+        k.removesuffix("._target_"): v
+        for k, _, v in (a.lstrip("+").partition("=") for a in overrides if a.startswith("+"))
+        if k.endswith("._target_") and k.split(".")[0] in BUILT_COLLECTIONS and k.count(".") == 2
+    }
     for arg in overrides:
         if not arg.startswith("+") or "=" not in arg:
             continue
@@ -279,6 +286,9 @@ def _check_added_keys(overrides: list[str], base: Any, config_dir: str | Path | 
         parent, _, name = key.rpartition(".")
         if parent == "trainer":  # scnet.preflight checks it against Lightning's Trainer
             continue
+        if parent in added:
+            _check_argument(arg, parent, added[parent], name)
+            continue
         secret = parent.startswith("logger.") and _SECRET_KEY.search(name)
         guess = None if secret else closest_key(key, keys)
         if guess and guess != key:
@@ -287,19 +297,27 @@ def _check_added_keys(overrides: list[str], base: Any, config_dir: str | Path | 
         if OmegaConf.is_dict(node) and secret:
             continue
         if OmegaConf.is_dict(node) and "_target_" in node:
-            from scnet.preflight import target_parameters
-
-            known = target_parameters(str(node["_target_"]))
-            if known is None or name in known:  # an open signature judges at construction
-                continue
-            guess = closest_key(name, sorted(known))
-            hint = (
-                f"did you mean {parent}.{guess}?"
-                if guess
-                else f"it takes {', '.join(sorted(known))}"
-            )
-            raise ConfigError(f"{arg}: {node['_target_']} takes no argument {name!r}; {hint}")
+            _check_argument(arg, parent, str(node["_target_"]), name)
+            continue
         raise ConfigError(unknown_key_message(key, keys, value).replace(f"{key}={value}", arg, 1))
+
+
+#: Config nodes whose every child with a ``_target_`` is built (scnet.utils.instantiators).
+BUILT_COLLECTIONS = ("callbacks", "logger")
+
+
+def _check_argument(arg: str, parent: str, target: str, name: str) -> None:
+    """``+parent.name=…`` for a node built from ``target``: a keyword it takes, or open."""
+    from scnet.preflight import target_parameters
+
+    if name == "_target_":
+        return
+    known = target_parameters(target)
+    if known is None or name in known:  # an open signature judges at construction
+        return
+    guess = closest_key(name, sorted(known))
+    hint = f"did you mean {parent}.{guess}?" if guess else f"it takes {', '.join(sorted(known))}"
+    raise ConfigError(f"{arg}: {target} takes no argument {name!r}; {hint}")
 
 
 _NOT_IN_STRUCT = re.compile(r"Could not override '([^']+)'")
