@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCHS = 15  # an epoch takes ~1 s here: the run is still training when signalled
+EPOCHS = 15
+# Every epoch lasts >= 0.5 s (tests/helpers/slow.py), so the run is still training ~7 s after
+# its first checkpoint, when the signal comes, on an idle machine as on a loaded one.
 RUN = [
     "experiment=demo", "depth=8", f"trainer.max_epochs={EPOCHS}",
     "trainer.limit_train_batches=3", "trainer.enable_progress_bar=false",
-    "logger.wandb.mode=disabled",
+    "logger.wandb.mode=disabled", "+callbacks.slow._target_=tests.helpers.slow.SlowEpochs",
 ]  # fmt: skip
 
 
