@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,21 @@ def read_result(run_dir: Path) -> dict:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """Give SIGINT/SIGTERM their handlers back after every test.
+
+    Lightning sets SIGINT to SIG_IGN while it shuts down after an interrupt, and the sweep
+    engine installs its own handlers: a test that lets either happen in-process would leave
+    them to every later test, and a child process started later inherits an ignored SIGINT,
+    so a test that sends it Ctrl-C (tests/test_signals.py) would fail by test order alone.
+    """
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 def _pg_bin() -> Path | None:

@@ -10,7 +10,6 @@ import csv
 import errno
 import json
 import os
-import signal
 import stat
 from pathlib import Path
 
@@ -31,14 +30,6 @@ RUN = [
     "optim.scheduler=cosine",  # so must the LR schedule
     "logger.wandb.mode=disabled",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _keep_sigint():
-    """Lightning ignores SIGINT after handling one; give pytest its handler back."""
-    handler = signal.getsignal(signal.SIGINT)
-    yield
-    signal.signal(signal.SIGINT, handler)
 
 
 def result(run_dir: Path) -> dict:

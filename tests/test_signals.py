@@ -27,11 +27,18 @@ RUN = [
 ]  # fmt: skip
 
 
+def _as_from_a_terminal() -> None:
+    """The child's Ctrl-C as in a terminal: a CI job started in the background may run pytest
+    with SIGINT ignored, which children inherit (and ``nohup scnet-run`` rightly keeps)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(run_dir: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "scnet.cli.run", *RUN, *extra, f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "WANDB_MODE": "offline"}
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)  # fmt: skip
 
 
 def wait_for_checkpoint(proc: subprocess.Popen, run_dir: Path, timeout: float = 180.0) -> None:
