@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from scnet.errors import ConfigError
+from scnet.models.signal_args import signal_shape
 
 __all__ = ["ConvNet1D"]
 
@@ -41,15 +42,7 @@ class ConvNet1D(nn.Module):
         self, channels: int = 25, num_classes: int = 10, input_shape: Sequence[int] = (1, 40)
     ) -> None:
         super().__init__()
-        shape = tuple(int(s) for s in input_shape)
-        if len(shape) != 2 or min(shape) < 1:
-            raise ConfigError(
-                f"input_shape={list(shape)} is invalid for backbone=cnn1d: expected (C, L), "
-                "e.g. data=mnist1d"
-            )
-        for key, value in (("channels", channels), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key}={value!r} is invalid for backbone=cnn1d: must be >= 1")
+        shape = signal_shape("cnn1d", input_shape, channels=channels, num_classes=num_classes)
         in_ch, length = shape
         convs: list[nn.Conv1d] = []
         for kernel in KERNELS:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from scnet.errors import ConfigError
+from scnet.models.signal_args import signal_shape
 
 __all__ = ["GRU1D"]
 
@@ -37,15 +37,7 @@ class GRU1D(nn.Module):
         self, hidden: int = 6, num_classes: int = 10, input_shape: Sequence[int] = (1, 40)
     ) -> None:
         super().__init__()
-        shape = tuple(int(s) for s in input_shape)
-        if len(shape) != 2 or min(shape) < 1:
-            raise ConfigError(
-                f"input_shape={list(shape)} is invalid for backbone=gru1d: expected (C, L), "
-                "e.g. data=mnist1d"
-            )
-        for key, value in (("hidden", hidden), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key}={value!r} is invalid for backbone=gru1d: must be >= 1")
+        shape = signal_shape("gru1d", input_shape, hidden=hidden, num_classes=num_classes)
         channels, length = shape
         self.gru = nn.GRU(channels, hidden, batch_first=True, bidirectional=True)
         self.linear = nn.Linear(length * 2 * hidden, num_classes)
