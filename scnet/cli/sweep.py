@@ -102,10 +102,6 @@ def preflight(spec: spec_mod.SweepSpec, overrides: list[str], hardware: bool = T
     so a sweep whose trials cannot start fails in seconds; one line per distinct error.
     ``hardware=False`` (--launcher slurm, --export, --dry-run): the trials run on other
     machines, so this one's GPUs are not checked."""
-    _preflight(spec, overrides, hardware)
-
-
-def _preflight(spec: spec_mod.SweepSpec, overrides: list[str], hardware: bool) -> None:
     from scnet import preflight as checks  # the run path's own checks (no torch import)
     from scnet.sweep.engine import merge_overrides
 
