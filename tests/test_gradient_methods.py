@@ -154,14 +154,14 @@ def test_trains_line_is_calibrated_per_dataset() -> None:
     from scnet.report.gradient_methods import depth_limits, trains_at
     from scnet.report.tables import summarize
 
-    assert trains_at(["data mnist1d"]) == 39.0 and trains_at(["data digits"]) == 50.0
-    assert trains_at(["data mnist1d", "data digits"]) == 50.0  # mixed: the generic line
+    assert trains_at({"mnist1d"}) == 39.0 and trains_at({"digits"}) == 50.0
+    assert trains_at({"mnist1d", "digits"}) == 50.0  # mixed: the generic line
     results = pd.DataFrame([{"state": "COMPLETE", "sc": "off", "depth": d, "test/acc": a}
                             for d, a in ((5, 0.45), (20, 0.2))])  # fmt: skip
     results.attrs.update({"keys": ["sc", "depth"], "metric": "test/acc"})
     table = summarize(results)
-    assert depth_limits(table, trains_at(["data mnist1d"]))["deepest that trains"][0] == "5"
-    assert depth_limits(table, trains_at(["data digits"]))["deepest that trains"][0] == "–"
+    assert depth_limits(table, trains_at({"mnist1d"}))["deepest that trains"][0] == "5"
+    assert depth_limits(table, trains_at({"digits"}))["deepest that trains"][0] == "–"
 
 
 @pytest.mark.parametrize(

@@ -44,10 +44,17 @@ TRAINS_AT = {"digits": 50.0, "mnist1d": 39.0}
 TRAINS = 50.0  # any other data, or runs on several
 
 
-def trains_at(setups: list[str]) -> float:
-    """The "trains" line (%) for the data the runs used (``setups`` as ``build`` returns)."""
-    names = {s.rsplit("data ", 1)[-1] for s in setups}
-    return TRAINS_AT.get(names.pop(), TRAINS) if len(names) == 1 else TRAINS
+def trains_at(data: set[str]) -> float:
+    """The "trains" line (%) for the data the runs used (names as :func:`data_names` gives)."""
+    return TRAINS_AT.get(next(iter(data)), TRAINS) if len(data) == 1 else TRAINS
+
+
+def data_names(results: pd.DataFrame, sweep_dir: Path) -> set[str]:
+    """``data.name`` of every completed run, from its config alone (no grad_stats.csv read)."""
+    done = results[results["state"] == "COMPLETE"] if "state" in results else results
+    dirs = (_run_dir(value, sweep_dir) for value in done.get("run_dir", []))
+    configs = (run_config(d) for d in dirs if d is not None)
+    return {str((cfg.get("data") or {}).get("name")) for cfg in configs if cfg}
 
 
 RATIOS = {"w_grad_norm": "‖∂J/∂W‖ first/last", "out_grad_norm": "‖∂J/∂Z‖ first/last"}
@@ -162,7 +169,8 @@ def gradient_methods(results: pd.DataFrame, sweep_dir: Path, out_dir: Path) -> l
         notes.append(f"{missing} configuration(s) have no completed trial ({tables.ABSENT_NOTE}).")
     body = to_markdown(header, cells) + "".join(f"\n- {n}" for n in notes) + ("\n" if notes else "")
     if "depth" in results.attrs.get("keys", []):
-        body += "\n" + depth_limits_markdown(table, trains_at(setups)) + "\n"
+        line = trains_at(data_names(results, sweep_dir))
+        body += "\n" + depth_limits_markdown(table, line) + "\n"
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{NAME}.{ext}" for ext in ("md", "csv", "tex")]
     paths[0].write_text(f"# {caption}\n\n{body}")
@@ -182,14 +190,12 @@ def depth_limits(table: pd.DataFrame, line: float = TRAINS) -> pd.DataFrame:
     rows = []
     for setting, part in table.groupby(method, sort=False, dropna=False):
         setting = setting if isinstance(setting, tuple) else (setting,)
-        part = part.assign(_d=pd.to_numeric(part["depth"], errors="coerce"))
-        done = part[part["n"] > 0]
-        failed = part[(part["n"] == 0) & (part["failed"] > 0)]
-        ok = done[done["mean"] >= line]["_d"]
-        bad = pd.concat([done[done["mean"] < line]["_d"], failed["_d"]])
+        ran = part[(part["n"] > 0) | (part["failed"] > 0)]
+        ran = ran.assign(_d=pd.to_numeric(ran["depth"], errors="coerce"))
+        trains = ran["mean"] >= line  # a depth whose runs all failed has no mean: False
+        ok, bad = ran[trains]["_d"], ran[~trains]["_d"]
         rows.append({**dict(zip(method, setting, strict=True)),
-                     "depths run": ", ".join(_depth(d) for d in sorted(
-                         pd.concat([done["_d"], failed["_d"]]))) or "none",
+                     "depths run": ", ".join(_depth(d) for d in sorted(ran["_d"])) or "none",
                      "deepest that trains": _depth(ok.max() if len(ok) else None),
                      "shallowest that does not": _depth(bad.min() if len(bad) else None)})  # fmt: skip
     return pd.DataFrame(rows)
@@ -214,7 +220,7 @@ def gradient_methods_depth(results: pd.DataFrame, sweep_dir: Path, out_dir: Path
     data's "trains" line dotted."""
     from scnet.report.figures import accuracy_vs
 
-    trains = trains_at(collect_runs(results, sweep_dir)[1])
+    trains = trains_at(data_names(results, sweep_dir))
     return accuracy_vs(results, out_dir / f"{FIGURE}.png", "Accuracy vs depth, SC on vs off",
                        x_key="depth", panel_key="backbone",
                        line=(trains, f"trains (≥ {trains:g} %)"))  # fmt: skip
