@@ -313,3 +313,35 @@ seeds: [0]
 grid:
   sc: ["on", "off"]
 """
+
+
+@pytest.mark.parametrize("torn", ["", '{"args": ["depth=', "[1, 2]", '{"args": 3}'])
+def test_a_torn_run_dir_record_is_rewritten_not_a_traceback(tmp_path: Path, torn: str) -> None:
+    """Before: an empty sweep_trial.json (its writer killed -9 mid-write) crashed every later
+    worker that reached that trial with a JSONDecodeError traceback."""
+    cmd = ["scnet-run", "sc=on", "seed=0", f"hydra.run.dir={tmp_path}"]
+    (tmp_path / "sweep_trial.json").write_text(torn)
+    assert engine._adopt_problem(tmp_path, cmd) == ""
+    assert engine._adopt_problem(tmp_path, cmd) == ""  # the rewritten record is its own
+    assert "made by another" in engine._adopt_problem(tmp_path, [*cmd[:-1], "sc=off"])
+
+
+def test_a_kill_mid_write_of_the_run_dir_record_leaves_no_torn_file(tmp_path: Path) -> None:
+    """The record is written atomically: SIGKILL half-way through the write leaves no
+    sweep_trial.json at all, so the next worker records it afresh."""
+    child = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from scnet.utils import io\n"
+        "def half(handle, data, chunk=1):\n"
+        "    handle.write(data[: len(data) // 2]); handle.flush()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "io.write_all = half\n"
+        "from scnet.sweep import engine\n"
+        "engine._adopt_problem(Path(sys.argv[1]), ['scnet-run', 'sc=on', 'seed=0'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", child, str(tmp_path)], timeout=60)
+    assert proc.returncode == -9
+    assert not (tmp_path / "sweep_trial.json").exists()
+    assert engine._adopt_problem(tmp_path, ["scnet-run", "sc=on", "seed=0"]) == ""
+    assert engine._adopt_problem(tmp_path, ["scnet-run", "sc=off", "seed=0"]) != ""

@@ -43,6 +43,7 @@ from scnet.secrets import redact, redact_text
 from scnet.sweep import storage as storage_mod
 from scnet.sweep.results import latest_by_point, write_results
 from scnet.sweep.spec import SweepSpec, trial_overrides
+from scnet.utils.io import atomic_write_text
 
 IDENTITY_ATTR = "scnet_identity"
 HEARTBEAT_ATTR = "scnet_heartbeat"  # [interval, grace] in s, fixed when the study is created
@@ -524,14 +525,27 @@ def _adopt_problem(run_dir: Path, cmd: list[str]) -> str:
     """Never resume a run dir made by another configuration (records this one's first)."""
     args = [a for a in mask_overrides(cmd[1:]) if not a.startswith("ckpt_path=")]
     path = run_dir / "sweep_trial.json"
-    if path.is_file():
-        before = json.loads(path.read_text()).get("args")
+    before = _recorded_args(path)
+    if before is not None:
         if before != args:
-            diff = sorted(set(before or []) ^ set(args))[:2]
+            diff = sorted(set(before) ^ set(args))[:2]
             return f"{run_dir} was made by another configuration (differs in {diff}); move it away"
         return ""
-    path.write_text(json.dumps({"args": args}))
+    atomic_write_text(path, json.dumps({"args": args}))  # a kill -9 mid-write leaves no torn file
     return ""
+
+
+def _recorded_args(path: Path) -> list[str] | None:
+    """The args a run dir was made with; None when there is no readable record.
+
+    An unreadable record (torn by an older scnet killed while writing it) names no run: it was
+    written before the trial started, under the run-dir lock, so nothing ran from it.
+    """
+    try:
+        args = json.loads(path.read_text()).get("args")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return args if isinstance(args, list) else None
 
 
 def _exit_reason(code: int, log_path: Path) -> str:

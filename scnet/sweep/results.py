@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
-import os
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from scnet.sweep.spec import SweepSpec
+from scnet.utils.io import atomic_write_text
 
 RESULTS_FILE = "results.csv"
 
@@ -60,13 +61,12 @@ def write_results(study, spec: SweepSpec, sweep_dir: Path) -> Path:
     path = sweep_dir / RESULTS_FILE
     with _locked(sweep_dir / f".{RESULTS_FILE}.lock"):
         columns, data = rows(study, spec)
-        tmp = sweep_dir / f".{RESULTS_FILE}.{os.getpid()}.tmp"
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-            writer.writeheader()
-            for row in data:
-                writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-        os.replace(tmp, path)
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in data:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+        atomic_write_text(path, buffer.getvalue())
     return path
 
 
