@@ -269,3 +269,31 @@ def test_sc_placements_compose_over_the_resnet_preset(
     shapes = [tuple(s) for s in tap_shapes(model, torch.randn(2, 1, 40))]
     got = plan(shapes, k=cfg.sc.k, strategy=cfg.sc.strategy, rear=cfg.sc.rear)
     assert [tuple(c) for c in got] == connections
+
+
+def test_sc_weight_only_is_the_on_placement_in_the_literal_mode() -> None:
+    """sc=weight_only: sc=on's connections, attached in weight_only mode (only the fronts' own
+    weight gradients change; the stem's, below every front, does not)."""
+    from scnet.cli.common import compose_config
+    from scnet.lit.short_circuit import install_short_circuit
+
+    on, literal = (compose_config(["experiment=mnist1d_resnet", f"sc={o}"]).sc
+                   for o in ("on", "weight_only"))  # fmt: skip
+    assert {**on, "mode": "weight_only"} == dict(literal)
+    torch.manual_seed(0)
+    model = CifarResNet(input_shape=(1, 40), depth=20)
+    x, y = torch.randn(8, 1, 40), torch.randint(0, 10, (8,))
+
+    def grads() -> dict[str, torch.Tensor]:
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    plain = grads()
+    sc = install_short_circuit(model, literal, x)
+    assert sc is not None and sc.mode == "weight_only"
+    assert sc.connections == install_short_circuit(CifarResNet(input_shape=(1, 40), depth=20),
+                                                   on, x).connections  # fmt: skip
+    with_sc = grads()
+    assert torch.equal(with_sc["conv1.weight"], plain["conv1.weight"])
+    assert not torch.allclose(with_sc["layer1.0.conv1.weight"], plain["layer1.0.conv1.weight"])
