@@ -190,3 +190,38 @@ def test_placement_axis_keeps_sweep_order_names_cells_and_draws_sc_off_across(
     points = bars.lines[0]
     assert points.get_linestyle() == "None"
     assert list(points.get_ydata()) == pytest.approx([61.0, 86.0, 81.0])
+
+
+def test_curves_keep_one_style_per_sc_setting_across_panels(tmp_path: Path, monkeypatch) -> None:
+    """Before: colours were dealt per panel in sorted order, so where 'SC on' failed (depth
+    110) the next setting took its colour, and 'first_blob' was blue in one row and orange in
+    the next. Now each setting keeps the sweep's order and one style in every panel."""
+    from scnet.report.figures import curves
+
+    grid = ["on", "weight_only", "first_blob", "off"]
+    rows = []
+    for depth in (20, 110):
+        for i, sc in enumerate(grid):
+            failed = depth == 110 and sc == "on"
+            run = tmp_path / f"d{depth}-{sc}"
+            run.mkdir()
+            pd.DataFrame({"epoch": [0, 1], "val/acc": [0.5 + i / 10, 0.6 + i / 10],
+                          "train/loss": [1.0, 0.5]}).to_csv(run / "metrics.csv", index=False)  # fmt: skip
+            rows.append({"state": "FAIL" if failed else "COMPLETE", "depth": depth, "sc": sc,
+                         "test/acc": None if failed else 0.9, "run_dir": str(run)})  # fmt: skip
+    results = pd.DataFrame(rows)
+    expected = [{"depth": d, "sc": sc} for d in (110, 20) for sc in grid]
+    results.attrs.update({"keys": ["depth", "sc"], "metric": "test/acc", "expected": expected})
+    kept = _keep_figures(monkeypatch)
+    curves(results, tmp_path, tmp_path / "c.png", "Convergence")
+    (fig,) = kept
+    seen: dict[str, tuple] = {}
+    for ax in fig.axes:
+        named = [x for x in ax.lines if not x.get_label().startswith("_")]
+        labels = [x.get_label().split(" (n=")[0] for x in named]
+        arms = [f"SC {s}" for s in grid[:3] if ax.get_title() == "depth=20" or s != "on"]
+        assert labels == [*arms, "baseline (SC off)"]
+        for line, text in zip(named, labels, strict=True):
+            style = (line.get_color(), line.get_marker(), line.get_linestyle())
+            assert seen.setdefault(text, style) == style, text
+    assert len(set(seen.values())) == 4

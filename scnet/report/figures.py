@@ -321,20 +321,18 @@ def curves(
     states = _states(results, setting_keys, sc_keys)
     settings = sorted({s for s, _ in states} | {s for d in data.values() for s, _ in d},
                       key=_sort_key)  # fmt: skip
+    styles = _sc_styles(results, sc_keys, [sc for d in data.values() for _, sc in d])
     rows = max(len(settings), 1)
     fig, axes = plt.subplots(rows, len(columns), figsize=(5 * len(columns), 3.2 * rows + 0.6),
                              squeeze=False)  # fmt: skip
     for r, setting in enumerate(settings or [()]):
         for c, column in enumerate(columns):
             ax = axes[r][c]
-            found = sorted((sc, runs) for (s, sc), runs in data[column].items() if s == setting)
-            colours = cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
-            for i, (sc, runs) in enumerate(found):
-                config = dict(zip(sc_keys, sc, strict=True))
-                marker, line = STYLES[i % len(STYLES)]
-                style = dict(BASELINE) if is_baseline(config, sc_keys) else {
-                    "marker": marker, "linestyle": line, "color": next(colours)}  # fmt: skip
-                _band(ax, runs, label(config) if config else "runs", style, scale(column))
+            for sc in styles:
+                if (setting, sc) in data[column]:
+                    config = dict(zip(sc_keys, sc, strict=True))
+                    _band(ax, data[column][(setting, sc)], label(config) if config else "runs",
+                          styles[sc], scale(column))  # fmt: skip
             absent = [sc for (s, sc) in states if s == setting and (s, sc) not in data[column]]
             for j, sc in enumerate(sorted(absent)):
                 why = "failed" if "FAIL" in states[(setting, sc)] else "no curve"
@@ -350,6 +348,25 @@ def curves(
                 ax.legend(fontsize=7)
     fig.suptitle(f"{title} (mean ± std over seeds)", fontsize=10)
     return [_save(fig, out, top=1 - 0.45 / fig.get_figheight())]
+
+
+def _sc_styles(
+    results: pd.DataFrame, sc_keys: list[str], found: list[tuple[str, ...]]
+) -> dict[tuple[str, ...], dict[str, Any]]:
+    """One style per SC setting for the whole figure, in the sweep's order (its expected
+    configurations first), so a setting has the same colour and marker in every panel and as
+    in :func:`accuracy_vs` (a panel missing a setting does not shift the others' colours)."""
+    plt = _pyplot()
+    rows = list(results.attrs.get("expected") or []) + [dict(r) for _, r in results.iterrows()]
+    order = [tuple(str(row.get(k)) for k in sc_keys) for row in rows] + found
+    colours = cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    styles: dict[tuple[str, ...], dict[str, Any]] = {}
+    for i, sc in enumerate(dict.fromkeys(order)):
+        marker, line = STYLES[i % len(STYLES)]
+        config = dict(zip(sc_keys, sc, strict=True))
+        styles[sc] = dict(BASELINE) if is_baseline(config, sc_keys) else {
+            "marker": marker, "linestyle": line, "color": next(colours)}  # fmt: skip
+    return styles
 
 
 def _states(
