@@ -193,6 +193,29 @@ def test_seeds_and_set_shrink_into_a_separate_study(
     assert small.study_name == "tiny@seeds=0" and small.n_total == 6
 
 
+@pytest.mark.parametrize(
+    ("item", "values"),
+    [("sc=on,off", ["on", "off"]), ("sc=off", ["off"]), ("depth=8,14", [8, 14]),
+     ("depth=range(8,21,6)", [8, 14, 20]), ("optim.lr=0.1,1e-3", [0.1, 0.001]),
+     ("sc.weight=0.0,null", [0.0, None])],
+)  # fmt: skip
+def test_set_reads_values_as_the_command_line_does(tmp_path: Path, item: str, values: list) -> None:
+    """Before: --set sc=on,off went through YAML 1.1, so 'on'/'off' became True/False and
+    the sweep was refused with 'sc=true is unknown'. Now Hydra's own override parser reads it."""
+    write_sweep(tmp_path / "sw", "tiny", '  sc: ["on", "off"]\n  depth: [8]', "[0]")
+    key = item.split("=")[0]
+    spec = spec_mod.load("tiny", tmp_path / "sw")
+    spec.grid.setdefault(key, [0])
+    assert spec_mod.shrink(spec, None, [item]).grid[key] == values
+
+
+@pytest.mark.parametrize("item", ["depth=[8,14", "depth=interval(8,14)"])
+def test_set_that_hydra_cannot_enumerate_is_one_line(tmp_path: Path, item: str) -> None:
+    write_sweep(tmp_path / "sw", "tiny", '  sc: ["on", "off"]\n  depth: [8]', "[0]")
+    with pytest.raises(ConfigError, match=r"^--set 'depth=.*' is invalid: [^\n]+$"):
+        spec_mod.shrink(spec_mod.load("tiny", tmp_path / "sw"), None, [item])
+
+
 def test_preflight_reports_each_distinct_error_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -273,10 +273,27 @@ def shrink(spec: SweepSpec, seeds: str | None, sets: Sequence[str]) -> SweepSpec
         if spec.sampler != "grid" or key not in spec.grid or not values:
             allowed = ", ".join(spec.grid) or "(none: not a grid sweep)"
             raise ConfigError(f"--set {item!r}: use KEY=V1,V2 with KEY one of {allowed}")
-        new.grid[key] = [yaml.safe_load(v) for v in values.split(",")]
+        new.grid[key] = _set_values(item)
         tags.append(f"{key}={values}")
     new.tag = ";".join(tags)
     return new
+
+
+def _set_values(item: str) -> list[Scalar]:
+    """``KEY=V1,V2`` read as Hydra reads a command-line sweep, so ``sc=on,off`` means the
+    strings ``on`` and ``off`` as on the ``scnet-run`` command line (YAML 1.1 makes them
+    booleans)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        override = OverridesParser.create().parse_override(item)
+        if override.is_sweep_override():  # a list (a,b) or range(); interval() is refused
+            return list(override.sweep_iterator())
+        return [override.value()]
+    except HydraException as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"--set {item!r} is invalid: {reason}") from None
 
 
 def format_value(value: Scalar) -> str:
