@@ -368,3 +368,28 @@ def test_a_kill_mid_write_of_the_run_dir_record_leaves_no_torn_file(tmp_path: Pa
     assert not (tmp_path / "sweep_trial.json").exists()
     assert engine._adopt_problem(tmp_path, ["scnet-run", "sc=on", "seed=0"]) == ""
     assert engine._adopt_problem(tmp_path, ["scnet-run", "sc=off", "seed=0"]) != ""
+
+
+def test_a_looks_printed_report_command_reports_that_look_only(tmp_path: Path) -> None:
+    """Before: after `--set sc=off` the printed command was `scnet-report NAME --output-dir
+    OUT/looks/TAG`, whose report expected the full grid and drew every other cell 'missing'.
+    Now it repeats the look's flags, and scnet-report expects only the look's cells."""
+    import shlex
+
+    from scnet.cli.report import parse_args, run
+
+    write_sweep(tmp_path / "sw", "tiny", '  sc: ["on", "off"]\n  depth: [8, 14]', "[0, 1]")
+    proc = subprocess.run(sweep_cmd(tmp_path, "tiny", "--set", "depth=8", "--seeds", "0,1"),
+                          env=fake_env(0), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if "report: scnet-report" in x)
+    words = shlex.split(line.split("report: ", 1)[1])[1:]
+    assert words == ["tiny", "--seeds", "0,1", "--set", "depth=8", "--output-dir",
+                     str(tmp_path / "out")]  # fmt: skip
+    paths = run(parse_args([*words, "--sweeps-dir", str(tmp_path / "sw")]))
+    look = tmp_path / "out" / "looks" / "seeds=0,1_depth=8"
+    assert {p.parent for p in paths} == {look / "reports" / "tiny"}
+    table = (look / "reports" / "tiny" / "summary.md").read_text()
+    assert "missing" not in table and "| 14 |" not in table and table.count("| 8 |") == 2
+    with pytest.raises(SystemExit):  # --runs reads run dirs: a look's flags make no sense there
+        parse_args(["--runs", str(look), "--set", "depth=8"])

@@ -3,6 +3,7 @@
     scnet-report table2                 # outputs/reports/table2/{table2.md,.csv,.tex}
     scnet-report sc_sensitivity         # fig8_sc_weight.png + summary table
     scnet-report table2 --output-dir /scratch/scnet
+    scnet-report table2 --seeds 0 --set depth=20,56   # a scnet-sweep look: the same flags
     scnet-report --runs outputs/runs/2026-*/*demo*   # outputs/reports/runs/
 
 Reads ``<output-dir>/sweeps/NAME/results.csv`` (partial sweeps are fine: missing cells are
@@ -10,7 +11,9 @@ marked) and writes ``<output-dir>/reports/NAME/``. With ``--runs DIR...`` it rea
 dirs themselves (``.hydra/config.yaml``, ``result.json``, ``metrics.csv``), groups them by
 the config keys that differ, and writes the summary table (mean ± std, SC vs baseline:
 Welch t, p, Δ with its 95 % CI, Hedges' g), ``curves.png`` and ``accuracy_vs_depth.png`` to
-``<output-dir>/reports/<--report>/``. Files are built in a temporary folder and moved in at
+``<output-dir>/reports/<--report>/``. A ``scnet-sweep --seeds/--set`` look is reported with
+the same flags: it reads and writes under ``<output-dir>/looks/TAG/`` and expects only the
+look's configurations. Files are built in a temporary folder and moved in at
 the end, so a failing report overwrites nothing.
 """
 
@@ -57,6 +60,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"with --runs: a registered table (default {RUNS_TABLE})")  # fmt: skip
     p.add_argument("--figures", nargs="*", default=None, metavar="NAME",
                    help=f"with --runs: registered figures (default {' '.join(RUNS_FIGURES)})")  # fmt: skip
+    p.add_argument("--seeds", default=None,
+                   help="the report of a scnet-sweep --seeds look (the same value)")  # fmt: skip
+    p.add_argument("--set", action="append", default=[], metavar="KEY=V1,V2",
+                   help="the report of a scnet-sweep --set look (the same values)")  # fmt: skip
     p.add_argument("--output-dir", type=Path, default=Path("outputs"),
                    help="root holding sweeps/NAME and reports/NAME (default: outputs)")  # fmt: skip
     p.add_argument("--sweeps-dir", type=Path, default=spec_mod.SWEEPS_DIR, help=argparse.SUPPRESS)
@@ -68,6 +75,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(
             "--metric, --report, --table and --figures go with --runs (a sweep file names its own)"
         )
+    if args.runs is not None and (args.seeds is not None or args.set):
+        p.error("--seeds and --set go with a sweep NAME (they name one of its looks)")
     if "/" in args.report or args.report in ("", ".", ".."):
         p.error(f"--report={args.report!r} is invalid: a folder name without '/'")
     return args
@@ -140,7 +149,7 @@ def run(args: argparse.Namespace) -> list[Path]:
         builders = [TABLES[table], *(FIGURES[f] for f in figures)]
         return _build(builders, results, Path("."), args.output_dir / "reports" / args.report)
 
-    spec = spec_mod.load(args.name, args.sweeps_dir)
+    spec = spec_mod.shrink(spec_mod.load(args.name, args.sweeps_dir), args.seeds, args.set)
     table = spec.report.get("table")
     figures = spec.report.get("figures") or []
     if table and table not in TABLES:
@@ -150,10 +159,11 @@ def run(args: argparse.Namespace) -> list[Path]:
         if fig not in FIGURES:
             raise ConfigError(f"{spec.path}: report.figures has unknown {fig!r}: choose from "
                               f"{', '.join(sorted(FIGURES))}")  # fmt: skip
-    sweep_dir = args.output_dir / "sweeps" / spec.name
+    root = spec_mod.look_root(args.output_dir, spec)  # OUT, or OUT/looks/TAG for a look
+    sweep_dir = root / "sweeps" / spec.name
     results = load_results(spec, sweep_dir)
     builders = ([TABLES[table]] if table else []) + [FIGURES[f] for f in figures]
-    return _build(builders, results, sweep_dir, args.output_dir / "reports" / spec.name)
+    return _build(builders, results, sweep_dir, root / "reports" / spec.name)
 
 
 def _check_builders(option: str, names: list[str] | tuple[str, ...], known: dict) -> None:

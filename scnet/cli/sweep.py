@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -188,10 +189,14 @@ def progress(study, ctx, procs: list, show: bool) -> None:
 
 def sweep_dir_for(args: argparse.Namespace, spec: spec_mod.SweepSpec) -> Path:
     """``OUT/sweeps/NAME``; a --seeds/--set look lives under ``OUT/looks/TAG`` instead."""
-    if spec.tag:
-        safe = "".join(c if c.isalnum() or c in "=,.-" else "_" for c in spec.tag)
-        args.output_dir = args.output_dir / "looks" / safe
-    return (args.output_dir / "sweeps" / spec.name).resolve()
+    return (spec_mod.look_root(args.output_dir, spec) / "sweeps" / spec.name).resolve()
+
+
+def report_command(args: argparse.Namespace, spec: spec_mod.SweepSpec) -> str:
+    """The scnet-report command for this sweep (or look: the same --seeds/--set)."""
+    words = [spec.name, *spec_mod.look_flags(args.seeds, args.set), "--output-dir",
+             str(args.output_dir)]  # fmt: skip
+    return "scnet-report " + shlex.join(words)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -244,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: interrupted by {sig.args[0]} before any trial started", file=sys.stderr)
         return 128 + sig.signum
     path = write_results(study, spec, sweep_dir)
-    return summary(study, ctx, path, args.output_dir)
+    return summary(study, ctx, path, report_command(args, spec))
 
 
 def export(spec: spec_mod.SweepSpec, overrides: list[str], fmt: str, path: str) -> int:
@@ -287,7 +292,7 @@ def run_slurm(study, ctx, args: argparse.Namespace) -> int:
             first = str(job.exception()).strip().splitlines()[-1:] or ["?"]
             print(f"{PROG}: worker job {job.job_id} failed: {first[0]}", file=sys.stderr)
     path = write_results(study, ctx.spec, ctx.sweep_dir)
-    return summary(study, ctx, path, args.output_dir)
+    return summary(study, ctx, path, report_command(args, ctx.spec))
 
 
 def start_workers(ctx) -> list:
@@ -317,7 +322,7 @@ def stop(study, ctx, procs: list, sig) -> int:
     return 128 + sig.signum
 
 
-def summary(study, ctx, results_path: Path, output_dir: Path) -> int:
+def summary(study, ctx, results_path: Path, report: str) -> int:
     from scnet.sweep import storage
     from scnet.sweep.engine import error_of, is_done, owner_dead
     from scnet.sweep.results import latest_by_point
@@ -352,7 +357,7 @@ def summary(study, ctx, results_path: Path, output_dir: Path) -> int:
         )
     print(f"{PROG}: results: {results_path}")
     print(f"{PROG}: dashboard: {storage.dashboard_command(ctx.storage_url)}")
-    print(f"{PROG}: report: scnet-report {ctx.spec.name} --output-dir {output_dir}")
+    print(f"{PROG}: report: {report}")
     return 1 if failed or left > 0 else 0
 
 

@@ -279,6 +279,24 @@ def shrink(spec: SweepSpec, seeds: str | None, sets: Sequence[str]) -> SweepSpec
     return new
 
 
+def look_root(output_dir: Path, spec: SweepSpec) -> Path:
+    """Where a sweep's ``sweeps/`` and ``reports/`` live: ``OUT``, or ``OUT/looks/TAG`` for a
+    ``--seeds``/``--set`` look (scnet-sweep and scnet-report agree through this one place)."""
+    if not spec.tag:
+        return output_dir
+    return (
+        output_dir / "looks" / "".join(c if c.isalnum() or c in "=,.-" else "_" for c in spec.tag)
+    )
+
+
+def look_flags(seeds: str | None, sets: Sequence[str]) -> list[str]:
+    """The ``--seeds``/``--set`` flags that name a look again (for printed commands)."""
+    flags = ["--seeds", seeds] if seeds is not None else []
+    for item in sets:
+        flags += ["--set", item]
+    return flags
+
+
 def _set_values(item: str) -> list[Scalar]:
     """``KEY=V1,V2`` read as Hydra reads a command-line sweep, so ``sc=on,off`` means the
     strings ``on`` and ``off`` as on the ``scnet-run`` command line (YAML 1.1 makes them
