@@ -194,9 +194,10 @@ def sweep_dir_for(args: argparse.Namespace, spec: spec_mod.SweepSpec) -> Path:
 
 def report_command(args: argparse.Namespace, spec: spec_mod.SweepSpec) -> str:
     """The scnet-report command for this sweep (or look: the same --seeds/--set)."""
-    words = [spec.name, *spec_mod.look_flags(args.seeds, args.set), "--output-dir",
-             str(args.output_dir)]  # fmt: skip
-    return "scnet-report " + shlex.join(words)
+    words = [spec.name, *(["--seeds", args.seeds] if args.seeds is not None else [])]
+    for item in args.set:
+        words += ["--set", item]
+    return "scnet-report " + shlex.join([*words, "--output-dir", str(args.output_dir)])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ interpolated: a configuration without completed runs is drawn as missing, not br
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from itertools import cycle
 from pathlib import Path
 from typing import Any
@@ -174,13 +175,13 @@ def _accuracy_axes(
     ax: Any, table: pd.DataFrame, keys: list[str], x_key: str, hue: list[str],
     pos: dict[str, float],
 ) -> None:  # fmt: skip
-    plt = _pyplot()
     groups = list(table.groupby(hue, sort=False, dropna=False)) if hue else [((), table)]
+    groups = [(s if isinstance(s, tuple) else (s,), part) for s, part in groups]
     width = 0.2 / max(len(groups), 1)
-    colours = cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    styles = _deal_styles(is_baseline({**dict(zip(hue, s, strict=True)), x_key: None}, keys)
+                          for s, _ in groups)  # fmt: skip
     absent: list[tuple[float, str]] = []
     for i, (setting, part) in enumerate(groups):
-        setting = setting if isinstance(setting, tuple) else (setting,)
         config = dict(zip(hue, setting, strict=True))
         offset = (i - (len(groups) - 1) / 2) * width
         for _, r in part[part["n"] == 0].iterrows():
@@ -190,9 +191,7 @@ def _accuracy_axes(
             continue
         x = [pos[_cell(v)] + offset for v in done[x_key]]
         order = sorted(range(len(x)), key=x.__getitem__)
-        marker, line = STYLES[i % len(STYLES)]
-        style = BASELINE if is_baseline({**config, x_key: None}, keys) else {
-            "marker": marker, "linestyle": line, "color": next(colours)}  # fmt: skip
+        style = styles[i]
         if any(_as_float(v) is None for v in done[x_key]):
             style = {**style, "linestyle": "none"}  # named categories: no line between them
         ax.errorbar([x[j] for j in order], done["mean"].iloc[order],
@@ -321,7 +320,7 @@ def curves(
     states = _states(results, setting_keys, sc_keys)
     settings = sorted({s for s, _ in states} | {s for d in data.values() for s, _ in d},
                       key=_sort_key)  # fmt: skip
-    styles = _sc_styles(results, sc_keys, [sc for d in data.values() for _, sc in d])
+    styles = _sc_styles(results, sc_keys)
     rows = max(len(settings), 1)
     fig, axes = plt.subplots(rows, len(columns), figsize=(5 * len(columns), 3.2 * rows + 0.6),
                              squeeze=False)  # fmt: skip
@@ -350,22 +349,25 @@ def curves(
     return [_save(fig, out, top=1 - 0.45 / fig.get_figheight())]
 
 
-def _sc_styles(
-    results: pd.DataFrame, sc_keys: list[str], found: list[tuple[str, ...]]
-) -> dict[tuple[str, ...], dict[str, Any]]:
+def _sc_styles(results: pd.DataFrame, sc_keys: list[str]) -> dict[tuple[str, ...], dict[str, Any]]:
     """One style per SC setting for the whole figure, in the sweep's order (its expected
     configurations first), so a setting has the same colour and marker in every panel and as
     in :func:`accuracy_vs` (a panel missing a setting does not shift the others' colours)."""
-    plt = _pyplot()
     rows = list(results.attrs.get("expected") or []) + [dict(r) for _, r in results.iterrows()]
-    order = [tuple(str(row.get(k)) for k in sc_keys) for row in rows] + found
-    colours = cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
-    styles: dict[tuple[str, ...], dict[str, Any]] = {}
-    for i, sc in enumerate(dict.fromkeys(order)):
+    order = list(dict.fromkeys(tuple(str(row.get(k)) for k in sc_keys) for row in rows))
+    flags = (is_baseline(dict(zip(sc_keys, sc, strict=True)), sc_keys) for sc in order)
+    return dict(zip(order, _deal_styles(flags), strict=True))
+
+
+def _deal_styles(baselines: Iterable[bool]) -> list[dict[str, Any]]:
+    """The styles of a figure's lines in order: the i-th line gets the i-th marker and line
+    style; a baseline is dashed black, every other line takes the next colour."""
+    colours = cycle(_pyplot().rcParams["axes.prop_cycle"].by_key()["color"])
+    styles = []
+    for i, baseline in enumerate(baselines):
         marker, line = STYLES[i % len(STYLES)]
-        config = dict(zip(sc_keys, sc, strict=True))
-        styles[sc] = dict(BASELINE) if is_baseline(config, sc_keys) else {
-            "marker": marker, "linestyle": line, "color": next(colours)}  # fmt: skip
+        styles.append(dict(BASELINE) if baseline else {
+            "marker": marker, "linestyle": line, "color": next(colours)})  # fmt: skip
     return styles
 
 

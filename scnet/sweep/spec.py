@@ -289,14 +289,6 @@ def look_root(output_dir: Path, spec: SweepSpec) -> Path:
     )
 
 
-def look_flags(seeds: str | None, sets: Sequence[str]) -> list[str]:
-    """The ``--seeds``/``--set`` flags that name a look again (for printed commands)."""
-    flags = ["--seeds", seeds] if seeds is not None else []
-    for item in sets:
-        flags += ["--set", item]
-    return flags
-
-
 def _set_values(item: str) -> list[Scalar]:
     """``KEY=V1,V2`` read as Hydra reads a command-line sweep, so ``sc=on,off`` means the
     strings ``on`` and ``off`` as on the ``scnet-run`` command line (YAML 1.1 makes them
